@@ -1,0 +1,188 @@
+/* store.h: the durable store of tasks and keys, as an ops table behind wrappers.
+ *
+ * One struct ig_store is one connection: each thread opens its own. Calls are synchronous;
+ * the HTTP loops never call the writing ones directly but go through the writer thread
+ * (writer.h), which batches many writes into one transaction (group commit). Reads may run
+ * on the loops (SQLite WAL readers never block on the writer).
+ *
+ * Every state change is a compare-and-swap: task_finish and friends succeed only when the
+ * task is still in the state (and lease) the caller expects, else IG_E_CONFLICT.
+ *
+ * Backends: "sqlite" (store_sqlite.c). A PostgreSQL backend implements the same ops. */
+#ifndef IG_STORE_H
+#define IG_STORE_H
+
+#include "base/base.h"
+#include "core/task.h"
+
+struct ig_store;
+
+struct ig_key {
+    int64_t id;
+    unsigned char hash[IG_SHA256_LEN]; /* SHA-256 of the secret; the secret is never stored */
+    char name[64];
+    int64_t created_ms;
+    int64_t credits;                   /* micro-dollars (the ledger arrives with accounts) */
+    bool revoked;
+};
+
+/* What the expiry sweep found: a blob that no unexpired task references any more. */
+typedef void ig_store_blob_fn(const char *blob, const char *ext, void *arg);
+
+struct ig_store_ops {
+    const char *name;
+    int abi_version; /* 1 */
+
+    enum ig_err (*open)(struct ig_store *s, const char *dsn, struct ig_errbuf *eb);
+    void (*close)(struct ig_store *s);
+    /* Apply every schema migration not yet applied (idempotent). */
+    enum ig_err (*migrate)(struct ig_store *s, struct ig_errbuf *eb);
+
+    /* Transactions: the writer wraps batches in begin/commit and each job in a savepoint. */
+    enum ig_err (*begin)(struct ig_store *s);
+    enum ig_err (*commit)(struct ig_store *s);
+    enum ig_err (*rollback)(struct ig_store *s);
+    enum ig_err (*savepoint)(struct ig_store *s);
+    enum ig_err (*release)(struct ig_store *s);
+    enum ig_err (*rollback_to)(struct ig_store *s);
+
+    /* Tasks. */
+    enum ig_err (*task_insert)(struct ig_store *s, const struct ig_task *t);
+    /* IG_E_NOT_FOUND when absent. Fills every field of out (out is released first). */
+    enum ig_err (*task_get)(struct ig_store *s, const struct ig_id *id, struct ig_task *out);
+    /* Claim up to max runnable tasks, oldest first: queued ones, and running ones whose lease
+     * ended before now. Each claimed task becomes running with lease (owner, lease_until),
+     * attempts + 1, started_ms set if 0. Tasks whose deadline passed, or whose attempts would
+     * exceed max_attempts, are not claimed but finished as failed (IG_E_UPSTREAM_TIMEOUT or
+     * IG_E_INTERNAL "attempts exhausted") in the same call; their ids are reported in
+     * failed/nfailed so waiters can be woken. At most maxfailed are failed per call, so every
+     * task failed is reported (the rest wait for the next call). deadline_ms 0 and
+     * max_attempts 0 mean "no limit". out[] is written as raw memory; the caller releases the
+     * *nout tasks. Outside a transaction the call makes its own (BEGIN IMMEDIATE). */
+    enum ig_err (*task_claim)(struct ig_store *s, int64_t now, const char *owner,
+                              int64_t lease_until, int max, struct ig_task *out, int *nout,
+                              struct ig_id *failed, int maxfailed, int *nfailed);
+    /* Extend the lease of a task we hold. IG_E_CONFLICT when we no longer hold it. A negative
+     * progress keeps the stored one. */
+    enum ig_err (*task_renew)(struct ig_store *s, const struct ig_id *id, const char *owner,
+                              int attempt, int64_t lease_until, int progress);
+    /* Move a running task we hold (owner, attempt) to a terminal state, writing outputs,
+     * usage, text, error and finished_ms from t. IG_E_CONFLICT when the CAS fails. */
+    enum ig_err (*task_finish)(struct ig_store *s, const struct ig_task *t, const char *owner,
+                               int attempt);
+    /* Put a running task we hold back to queued (graceful stop); the attempt is given back
+     * when uncount is true. */
+    enum ig_err (*task_requeue)(struct ig_store *s, const struct ig_id *id, const char *owner,
+                                int attempt, bool uncount);
+    /* Cancel a queued or running task (any owner). IG_E_CONFLICT when already terminal,
+     * IG_E_NOT_FOUND when there is no such task. */
+    enum ig_err (*task_cancel)(struct ig_store *s, const struct ig_id *id, int64_t now);
+    /* Start-up on a single node: every running lease belongs to a dead process; end them. */
+    enum ig_err (*task_expire_leases)(struct ig_store *s, int64_t now, int *n);
+    /* Mark outputs of tasks with expires_ms <= now as expired; report every blob no longer
+     * referenced by an unexpired task. fn (may be NULL) runs after the marks are committed when
+     * the call made its own transaction; inside the caller's, before the caller commits. */
+    enum ig_err (*sweep_expired)(struct ig_store *s, int64_t now, ig_store_blob_fn *fn, void *arg,
+                                 int *ntasks);
+    /* Count tasks by state (for health and tests); counts has IG_TASK__COUNT slots. */
+    enum ig_err (*task_counts)(struct ig_store *s, int64_t *counts);
+
+    /* Keys. */
+    enum ig_err (*key_insert)(struct ig_store *s, struct ig_key *k); /* sets k->id */
+    enum ig_err (*key_by_hash)(struct ig_store *s, const unsigned char hash[IG_SHA256_LEN],
+                               struct ig_key *out);
+    enum ig_err (*key_count)(struct ig_store *s, int64_t *n);
+};
+
+struct ig_store {
+    const struct ig_store_ops *ops;
+    void *ctx;
+    char errmsg[256]; /* last backend error, for logs */
+};
+
+/* Open a connection: dsn "sqlite:/path/to/imagegate.db" or a bare path. */
+enum ig_err ig_store_open(struct ig_store **out, const char *dsn, struct ig_errbuf *eb);
+void ig_store_close(struct ig_store *s);
+
+static inline enum ig_err ig_store_migrate(struct ig_store *s, struct ig_errbuf *eb)
+{
+    return s->ops->migrate(s, eb);
+}
+static inline enum ig_err ig_store_begin(struct ig_store *s) { return s->ops->begin(s); }
+static inline enum ig_err ig_store_commit(struct ig_store *s) { return s->ops->commit(s); }
+static inline enum ig_err ig_store_rollback(struct ig_store *s) { return s->ops->rollback(s); }
+static inline enum ig_err ig_store_savepoint(struct ig_store *s) { return s->ops->savepoint(s); }
+static inline enum ig_err ig_store_release(struct ig_store *s) { return s->ops->release(s); }
+static inline enum ig_err ig_store_rollback_to(struct ig_store *s)
+{
+    return s->ops->rollback_to(s);
+}
+static inline enum ig_err ig_store_task_insert(struct ig_store *s, const struct ig_task *t)
+{
+    return s->ops->task_insert(s, t);
+}
+static inline enum ig_err ig_store_task_get(struct ig_store *s, const struct ig_id *id,
+                                            struct ig_task *out)
+{
+    return s->ops->task_get(s, id, out);
+}
+static inline enum ig_err ig_store_task_claim(struct ig_store *s, int64_t now, const char *owner,
+                                              int64_t lease_until, int max, struct ig_task *out,
+                                              int *nout, struct ig_id *failed, int maxfailed,
+                                              int *nfailed)
+{
+    return s->ops->task_claim(s, now, owner, lease_until, max, out, nout, failed, maxfailed,
+                              nfailed);
+}
+static inline enum ig_err ig_store_task_renew(struct ig_store *s, const struct ig_id *id,
+                                              const char *owner, int attempt, int64_t lease_until,
+                                              int progress)
+{
+    return s->ops->task_renew(s, id, owner, attempt, lease_until, progress);
+}
+static inline enum ig_err ig_store_task_finish(struct ig_store *s, const struct ig_task *t,
+                                               const char *owner, int attempt)
+{
+    return s->ops->task_finish(s, t, owner, attempt);
+}
+static inline enum ig_err ig_store_task_requeue(struct ig_store *s, const struct ig_id *id,
+                                                const char *owner, int attempt, bool uncount)
+{
+    return s->ops->task_requeue(s, id, owner, attempt, uncount);
+}
+static inline enum ig_err ig_store_task_cancel(struct ig_store *s, const struct ig_id *id,
+                                               int64_t now)
+{
+    return s->ops->task_cancel(s, id, now);
+}
+static inline enum ig_err ig_store_task_expire_leases(struct ig_store *s, int64_t now, int *n)
+{
+    return s->ops->task_expire_leases(s, now, n);
+}
+static inline enum ig_err ig_store_sweep_expired(struct ig_store *s, int64_t now,
+                                                 ig_store_blob_fn *fn, void *arg, int *ntasks)
+{
+    return s->ops->sweep_expired(s, now, fn, arg, ntasks);
+}
+static inline enum ig_err ig_store_task_counts(struct ig_store *s, int64_t *counts)
+{
+    return s->ops->task_counts(s, counts);
+}
+static inline enum ig_err ig_store_key_insert(struct ig_store *s, struct ig_key *k)
+{
+    return s->ops->key_insert(s, k);
+}
+static inline enum ig_err ig_store_key_by_hash(struct ig_store *s,
+                                               const unsigned char hash[IG_SHA256_LEN],
+                                               struct ig_key *out)
+{
+    return s->ops->key_by_hash(s, hash, out);
+}
+static inline enum ig_err ig_store_key_count(struct ig_store *s, int64_t *n)
+{
+    return s->ops->key_count(s, n);
+}
+
+extern const struct ig_store_ops ig_store_sqlite_ops;
+
+#endif

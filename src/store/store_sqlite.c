@@ -1,0 +1,1214 @@
+/* store_sqlite.c: the embedded store: one SQLite connection in WAL mode per struct ig_store.
+ *
+ * Every connection belongs to one thread (SQLITE_OPEN_NOMUTEX); statements are prepared once
+ * per connection and reset after each use so no read snapshot outlives a call. Operations that
+ * take several statements run inside the caller's transaction under a savepoint, or inside a
+ * transaction of their own when called in autocommit mode (BEGIN IMMEDIATE for writes, so a
+ * read-then-write never loses the race to upgrade its lock). */
+#include "base/base.h"
+
+#include "store/store.h"
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A task is runnable when queued, or running under a lease that ended before ?1 (now). */
+#define RUNNABLE "(state = 'queued' OR (state = 'running' AND lease_until_ms < ?1))"
+/* A runnable task that must not run again: its deadline passed, or its attempts are spent.
+ * 0 means "none" for both limits. */
+#define DOOMED                                                                                     \
+    "((deadline_ms > 0 AND deadline_ms < ?1) OR (max_attempts > 0 AND attempts >= max_attempts))"
+/* Outputs of a succeeded task whose expiry time has come (?1 = now). The unary + keeps the
+ * planner off the state index (every succeeded task ever) and on the partial tasks_expires
+ * index, which holds only tasks whose outputs are still to expire. */
+#define EXPIRING                                                                                   \
+    "+state = 'succeeded' AND expires_ms > 0 AND expires_ms <= ?1 AND outputs_expired = 0"
+
+#define TASK_COLS                                                                                  \
+    "id, key_id, model, model_alias, dialect, channel, state, progress, attempts, max_attempts, "  \
+    "created_ms, started_ms, finished_ms, deadline_ms, expires_ms, lease_until_ms, lease_owner, "  \
+    "request, outputs_expired, usage_prompt_tokens, usage_image_tokens, usage_text_tokens, "       \
+    "usage_images, price_held, price_captured, err, err_message, text, offline"
+
+/* Column positions of TASK_COLS (bind index = position + 1). */
+enum col {
+    C_ID,
+    C_KEY_ID,
+    C_MODEL,
+    C_MODEL_ALIAS,
+    C_DIALECT,
+    C_CHANNEL,
+    C_STATE,
+    C_PROGRESS,
+    C_ATTEMPTS,
+    C_MAX_ATTEMPTS,
+    C_CREATED_MS,
+    C_STARTED_MS,
+    C_FINISHED_MS,
+    C_DEADLINE_MS,
+    C_EXPIRES_MS,
+    C_LEASE_UNTIL_MS,
+    C_LEASE_OWNER,
+    C_REQUEST,
+    C_OUTPUTS_EXPIRED,
+    C_USAGE_PROMPT,
+    C_USAGE_IMAGE,
+    C_USAGE_TEXT,
+    C_USAGE_IMAGES,
+    C_PRICE_HELD,
+    C_PRICE_CAPTURED,
+    C_ERR,
+    C_ERR_MESSAGE,
+    C_TEXT,
+    C_OFFLINE,
+    C__COUNT
+};
+
+/* Schema migrations: migrations[i] takes user_version i to i + 1, in one transaction. Never
+ * edit a released entry; append a new one. */
+static const char *const migrations[] = {
+    /* 1: tasks, their outputs, API keys. */
+    "CREATE TABLE tasks ("
+    " id TEXT PRIMARY KEY," /* 32 lower-case hex digits */
+    " key_id INTEGER NOT NULL,"
+    " model TEXT,"
+    " model_alias TEXT,"
+    " dialect TEXT,"
+    " channel TEXT,"
+    " state TEXT NOT NULL"
+    "  CHECK (state IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')),"
+    " progress INTEGER NOT NULL DEFAULT 0,"
+    " attempts INTEGER NOT NULL DEFAULT 0,"
+    " max_attempts INTEGER NOT NULL DEFAULT 0,"
+    " created_ms INTEGER NOT NULL DEFAULT 0,"
+    " started_ms INTEGER NOT NULL DEFAULT 0,"
+    " finished_ms INTEGER NOT NULL DEFAULT 0,"
+    " deadline_ms INTEGER NOT NULL DEFAULT 0,"
+    " expires_ms INTEGER NOT NULL DEFAULT 0,"
+    " lease_until_ms INTEGER NOT NULL DEFAULT 0,"
+    " lease_owner TEXT,"
+    " request TEXT," /* ig_request_to_json() */
+    " outputs_expired INTEGER NOT NULL DEFAULT 0,"
+    " usage_prompt_tokens INTEGER NOT NULL DEFAULT 0,"
+    " usage_image_tokens INTEGER NOT NULL DEFAULT 0,"
+    " usage_text_tokens INTEGER NOT NULL DEFAULT 0,"
+    " usage_images INTEGER NOT NULL DEFAULT 0,"
+    " price_held INTEGER NOT NULL DEFAULT 0,"
+    " price_captured INTEGER NOT NULL DEFAULT 0,"
+    " err TEXT," /* ig_strerror() name, NULL when none */
+    " err_message TEXT,"
+    " text TEXT,"
+    " offline INTEGER NOT NULL DEFAULT 0"
+    ");"
+    "CREATE INDEX tasks_claim ON tasks (state, created_ms);"
+    "CREATE INDEX tasks_expires ON tasks (expires_ms) WHERE outputs_expired = 0 AND expires_ms > 0;"
+    "CREATE TABLE task_outputs ("
+    " task_id TEXT NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,"
+    " idx INTEGER NOT NULL,"
+    " blob TEXT NOT NULL,"
+    " mime TEXT,"
+    " ext TEXT,"
+    " width INTEGER,"
+    " height INTEGER,"
+    " bytes INTEGER,"
+    " PRIMARY KEY (task_id, idx)"
+    ");"
+    "CREATE INDEX task_outputs_blob ON task_outputs (blob);"
+    "CREATE TABLE keys ("
+    " id INTEGER PRIMARY KEY,"
+    " hash BLOB UNIQUE NOT NULL,"
+    " name TEXT,"
+    " created_ms INTEGER,"
+    " credits INTEGER NOT NULL DEFAULT 0,"
+    " revoked INTEGER NOT NULL DEFAULT 0"
+    ");",
+};
+
+enum st {
+    ST_BEGIN,
+    ST_BEGIN_READ,
+    ST_COMMIT,
+    ST_ROLLBACK,
+    ST_SAVEPOINT,
+    ST_RELEASE,
+    ST_ROLLBACK_TO,
+    ST_OP_SAVEPOINT,
+    ST_OP_RELEASE,
+    ST_OP_ROLLBACK_TO,
+    ST_TASK_INSERT,
+    ST_TASK_GET,
+    ST_TASK_EXISTS,
+    ST_OUTPUTS_GET,
+    ST_OUTPUTS_DELETE,
+    ST_OUTPUT_INSERT,
+    ST_CLAIM_DOOMED,
+    ST_CLAIM_FAIL,
+    ST_CLAIM_SELECT,
+    ST_CLAIM_UPDATE,
+    ST_RENEW,
+    ST_FINISH,
+    ST_REQUEUE,
+    ST_CANCEL,
+    ST_EXPIRE_LEASES,
+    ST_SWEEP_BLOBS,
+    ST_SWEEP_MARK,
+    ST_BLOB_LIVE,
+    ST_COUNTS,
+    ST_KEY_INSERT,
+    ST_KEY_BY_HASH,
+    ST_KEY_COUNT,
+    ST__COUNT
+};
+
+static const char *const sql[ST__COUNT] = {
+    [ST_BEGIN] = "BEGIN IMMEDIATE",
+    [ST_BEGIN_READ] = "BEGIN",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
+    [ST_SAVEPOINT] = "SAVEPOINT job",
+    [ST_RELEASE] = "RELEASE job",
+    [ST_ROLLBACK_TO] = "ROLLBACK TO job",
+    [ST_OP_SAVEPOINT] = "SAVEPOINT op",
+    [ST_OP_RELEASE] = "RELEASE op",
+    [ST_OP_ROLLBACK_TO] = "ROLLBACK TO op",
+    [ST_TASK_INSERT] = "INSERT INTO tasks (" TASK_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
+                       "?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, "
+                       "?24, ?25, ?26, ?27, ?28, ?29)",
+    [ST_TASK_GET] = "SELECT " TASK_COLS " FROM tasks WHERE id = ?1",
+    [ST_TASK_EXISTS] = "SELECT 1 FROM tasks WHERE id = ?1",
+    [ST_OUTPUTS_GET] = "SELECT idx, blob, mime, ext, width, height, bytes FROM task_outputs "
+                       "WHERE task_id = ?1 ORDER BY idx",
+    [ST_OUTPUTS_DELETE] = "DELETE FROM task_outputs WHERE task_id = ?1",
+    [ST_OUTPUT_INSERT] = "INSERT INTO task_outputs (task_id, idx, blob, mime, ext, width, height, "
+                         "bytes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [ST_CLAIM_DOOMED] = "SELECT id, attempts, deadline_ms > 0 AND deadline_ms < ?1 FROM tasks "
+                        "WHERE " RUNNABLE " AND " DOOMED " ORDER BY created_ms, id LIMIT ?2",
+    [ST_CLAIM_FAIL] = "UPDATE tasks SET state = 'failed', err = ?3, err_message = ?4, "
+                      "finished_ms = ?1, lease_until_ms = 0 WHERE id = ?2 AND " RUNNABLE,
+    [ST_CLAIM_SELECT] = "SELECT id FROM tasks WHERE " RUNNABLE " AND NOT " DOOMED
+                        " ORDER BY created_ms, id LIMIT ?2",
+    [ST_CLAIM_UPDATE] = "UPDATE tasks SET state = 'running', lease_owner = ?3, "
+                        "lease_until_ms = ?4, attempts = attempts + 1, "
+                        "started_ms = CASE WHEN started_ms = 0 THEN ?1 ELSE started_ms END "
+                        "WHERE id = ?2 AND " RUNNABLE " AND NOT " DOOMED,
+    [ST_RENEW] = "UPDATE tasks SET lease_until_ms = ?4, "
+                 "progress = CASE WHEN ?5 < 0 THEN progress ELSE ?5 END "
+                 "WHERE id = ?1 AND state = 'running' AND lease_owner = ?2 AND attempts = ?3",
+    [ST_FINISH] = "UPDATE tasks SET state = ?4, progress = ?5, finished_ms = ?6, channel = ?7, "
+                  "offline = ?8, usage_prompt_tokens = ?9, usage_image_tokens = ?10, "
+                  "usage_text_tokens = ?11, usage_images = ?12, price_captured = ?13, err = ?14, "
+                  "err_message = ?15, text = ?16, expires_ms = ?17, lease_until_ms = 0 "
+                  "WHERE id = ?1 AND state = 'running' AND lease_owner = ?2 AND attempts = ?3",
+    [ST_REQUEUE] = "UPDATE tasks SET state = 'queued', lease_owner = NULL, lease_until_ms = 0, "
+                   "attempts = attempts - ?4 "
+                   "WHERE id = ?1 AND state = 'running' AND lease_owner = ?2 AND attempts = ?3",
+    [ST_CANCEL] = "UPDATE tasks SET state = 'cancelled', err = 'cancelled', "
+                  "err_message = 'the task was cancelled', finished_ms = ?2, lease_until_ms = 0 "
+                  "WHERE id = ?1 AND state IN ('queued', 'running')",
+    [ST_EXPIRE_LEASES] = "UPDATE tasks SET lease_until_ms = 0 WHERE state = 'running'",
+    [ST_SWEEP_BLOBS] = "SELECT DISTINCT o.blob, o.ext FROM task_outputs o "
+                       "JOIN tasks t ON t.id = o.task_id WHERE " EXPIRING,
+    [ST_SWEEP_MARK] = "UPDATE tasks SET outputs_expired = 1 WHERE " EXPIRING,
+    [ST_BLOB_LIVE] = "SELECT 1 FROM task_outputs o JOIN tasks t ON t.id = o.task_id "
+                     "WHERE o.blob = ?1 AND t.outputs_expired = 0 LIMIT 1",
+    [ST_COUNTS] = "SELECT state, COUNT(*) FROM tasks GROUP BY state",
+    [ST_KEY_INSERT] = "INSERT INTO keys (hash, name, created_ms, credits, revoked) "
+                      "VALUES (?1, ?2, ?3, ?4, ?5)",
+    [ST_KEY_BY_HASH] = "SELECT id, hash, name, created_ms, credits, revoked FROM keys "
+                       "WHERE hash = ?1",
+    [ST_KEY_COUNT] = "SELECT COUNT(*) FROM keys",
+};
+
+struct ctx {
+    sqlite3 *db;
+    sqlite3_stmt *st[ST__COUNT];
+};
+
+static sqlite3 *db_of(struct ig_store *s)
+{
+    return ((struct ctx *)s->ctx)->db;
+}
+
+/* Record the connection's last error in s->errmsg and map it. A broken uniqueness rule is a
+ * duplicate (IG_E_CONFLICT); everything else (busy, I/O, full, corrupt) is IG_E_STORE. */
+static enum ig_err dberr(struct ig_store *s, int rc)
+{
+    snprintf(s->errmsg, sizeof(s->errmsg), "%s", sqlite3_errmsg(db_of(s)));
+    if (rc == SQLITE_CONSTRAINT_PRIMARYKEY || rc == SQLITE_CONSTRAINT_UNIQUE)
+        return IG_E_CONFLICT;
+    return IG_E_STORE;
+}
+
+static enum ig_err corrupt(struct ig_store *s, const char *what)
+{
+    snprintf(s->errmsg, sizeof(s->errmsg), "corrupt row: %s", what);
+    return IG_E_STORE;
+}
+
+/* The cached statement `id`, reset and with no bindings. */
+static enum ig_err prep(struct ig_store *s, enum st id, sqlite3_stmt **out)
+{
+    struct ctx *c = s->ctx;
+    int rc;
+
+    *out = NULL;
+    if (!c->st[id]) {
+        rc = sqlite3_prepare_v3(c->db, sql[id], -1, SQLITE_PREPARE_PERSISTENT, &c->st[id], NULL);
+        if (rc != SQLITE_OK)
+            return dberr(s, rc);
+    }
+    sqlite3_reset(c->st[id]);
+    sqlite3_clear_bindings(c->st[id]);
+    *out = c->st[id];
+    return IG_OK;
+}
+
+/* Step a statement that returns no rows, then reset it. */
+static enum ig_err step_done(struct ig_store *s, sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+    enum ig_err err = IG_OK;
+
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+        err = dberr(s, rc);
+    sqlite3_reset(st);
+    return err;
+}
+
+/* Run a cached statement without parameters. quiet: keep s->errmsg (cleanup after a failure). */
+static enum ig_err run(struct ig_store *s, enum st id, bool quiet)
+{
+    sqlite3_stmt *st;
+    enum ig_err err;
+    int rc;
+
+    err = prep(s, id, &st);
+    if (err)
+        return err;
+    rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+        err = quiet ? IG_E_STORE : dberr(s, rc);
+    sqlite3_reset(st);
+    return err;
+}
+
+/* Open the scope of a multi-statement operation; see the top of the file. */
+static enum ig_err op_begin(struct ig_store *s, bool write, bool *own)
+{
+    if (sqlite3_get_autocommit(db_of(s))) {
+        *own = true;
+        return run(s, write ? ST_BEGIN : ST_BEGIN_READ, false);
+    }
+    *own = false;
+    return write ? run(s, ST_OP_SAVEPOINT, false) : IG_OK;
+}
+
+/* Close it: keep the work when err is IG_OK, undo it otherwise. Returns the first error. */
+static enum ig_err op_end(struct ig_store *s, bool write, bool own, enum ig_err err)
+{
+    enum ig_err e;
+
+    if (own) {
+        if (!err) {
+            err = run(s, ST_COMMIT, false);
+            if (!err)
+                return IG_OK;
+        }
+        run(s, ST_ROLLBACK, true);
+        return err;
+    }
+    if (!write)
+        return err;
+    if (err)
+        run(s, ST_OP_ROLLBACK_TO, true);
+    e = run(s, ST_OP_RELEASE, err != IG_OK);
+    return err ? err : e;
+}
+
+static void bind_str(sqlite3_stmt *st, int i, const char *v)
+{
+    if (v)
+        sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+static void bind_id(sqlite3_stmt *st, int i, const struct ig_id *id)
+{
+    char hex[IG_ID_HEX_LEN + 1];
+
+    ig_id_hex(id, hex);
+    sqlite3_bind_text(st, i, hex, IG_ID_HEX_LEN, SQLITE_TRANSIENT);
+}
+
+static void bind_err(sqlite3_stmt *st, int i, enum ig_err err)
+{
+    bind_str(st, i, err == IG_OK ? NULL : ig_strerror(err));
+}
+
+/* Copy a text column into a fixed field (NULL reads as ""). */
+static void col_fixed(sqlite3_stmt *st, int col, char *dst, size_t n)
+{
+    const unsigned char *v = sqlite3_column_text(st, col);
+
+    snprintf(dst, n, "%s", v ? (const char *)v : "");
+}
+
+static char *col_dup(sqlite3_stmt *st, int col)
+{
+    const unsigned char *v = sqlite3_column_text(st, col);
+
+    return v ? ig_xstrdup((const char *)v) : NULL;
+}
+
+static bool col_id(sqlite3_stmt *st, int col, struct ig_id *id)
+{
+    const unsigned char *v = sqlite3_column_text(st, col);
+
+    return v && ig_id_parse((const char *)v, id);
+}
+
+/* sqlite3_exec callback: keep the first value of the first row that has one (the journal mode
+ * from the PRAGMAs run at open). */
+static int first_value(void *arg, int ncol, char **vals, char **names)
+{
+    char *dst = arg;
+
+    if (!dst[0] && ncol > 0 && vals[0])
+        snprintf(dst, 16, "%s", vals[0]);
+    return 0;
+}
+
+/* Process-wide SQLite settings, before its first use: memory statistics off, since they take
+ * a global mutex on every allocation and serialise the HTTP threads' reads. */
+static void sqlite_configure(void)
+{
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
+static enum ig_err sq_open(struct ig_store *s, const char *dsn, struct ig_errbuf *eb)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+    struct ctx *c = ig_xcalloc(1, sizeof(*c));
+    const char *path = dsn;
+    const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+    enum ig_err err = IG_OK;
+    char mode[16] = "";
+    char *msg = NULL;
+    int rc;
+
+    if (strncmp(path, "sqlite:", 7) == 0)
+        path += 7;
+    pthread_once(&once, sqlite_configure);
+    rc = sqlite3_open_v2(path, &c->db, flags, NULL);
+    if (rc != SQLITE_OK) {
+        err = ig_fail(eb, IG_E_STORE, "store", "cannot open database \"%s\": %s", path,
+                      c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
+        goto out;
+    }
+    sqlite3_extended_result_codes(c->db, 1);
+    /* Wait up to 5 s for a lock another connection holds, from the first statement on
+     * (switching to WAL takes a lock too); the PRAGMA below says the same. */
+    sqlite3_busy_timeout(c->db, 5000);
+    /* WAL: readers (the HTTP loops) never wait for the writer thread, nor it for them.
+     * synchronous=FULL: in WAL mode NORMAL is safe against application crashes but a commit
+     * may roll back after a power loss or OS crash; FULL syncs the WAL on every commit so an
+     * acknowledged commit survives both. Commits here hold money (credit holds and captures)
+     * and tasks whose ids we already handed to clients, so they must be durable. The writer's
+     * group commit (many jobs, one transaction, one fsync) keeps that cheap. */
+    rc = sqlite3_exec(c->db,
+                      "PRAGMA journal_mode = WAL;"
+                      "PRAGMA busy_timeout = 5000;"
+                      "PRAGMA synchronous = FULL;"
+                      "PRAGMA foreign_keys = ON;",
+                      first_value, mode, &msg);
+    if (rc != SQLITE_OK) {
+        err = ig_fail(eb, IG_E_STORE, "store", "cannot set up database \"%s\": %s", path,
+                      msg ? msg : sqlite3_errstr(rc));
+        goto out;
+    }
+    if (strcmp(mode, "wal") != 0 && strcmp(mode, "memory") != 0)
+        ig_warn("store: \"%s\" runs in journal mode \"%s\", not WAL: readers will wait for "
+                "the writer", path, mode);
+    s->ctx = c;
+    c = NULL;
+out:
+    sqlite3_free(msg);
+    if (c) {
+        sqlite3_close_v2(c->db);
+        free(c);
+    }
+    return err;
+}
+
+static void sq_close(struct ig_store *s)
+{
+    struct ctx *c = s->ctx;
+
+    if (!c)
+        return;
+    for (int i = 0; i < ST__COUNT; i++)
+        sqlite3_finalize(c->st[i]);
+    if (sqlite3_close(c->db) != SQLITE_OK)
+        IG_BUG("sqlite3_close: %s", sqlite3_errmsg(c->db));
+    free(c);
+    s->ctx = NULL;
+}
+
+static enum ig_err user_version(struct ig_store *s, int *v)
+{
+    sqlite3_stmt *st = NULL;
+    enum ig_err err = IG_OK;
+    int rc;
+
+    rc = sqlite3_prepare_v2(db_of(s), "PRAGMA user_version", -1, &st, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *v = sqlite3_column_int(st, 0);
+    else
+        err = dberr(s, rc);
+    sqlite3_finalize(st);
+    return err;
+}
+
+static enum ig_err sq_migrate(struct ig_store *s, struct ig_errbuf *eb)
+{
+    const int latest = (int)IG_ARRAY_LEN(migrations);
+    enum ig_err err = IG_OK;
+    char *msg = NULL;
+    char setv[64];
+    int v = 0;
+    int rc;
+
+    for (;;) {
+        /* Read the version under the write lock: another connection may be migrating too. */
+        err = run(s, ST_BEGIN, false);
+        if (!err)
+            err = user_version(s, &v);
+        if (err) {
+            ig_fail(eb, err, "store", "cannot read the schema version: %s", s->errmsg);
+            goto out;
+        }
+        if (v > latest) {
+            err = ig_fail(eb, IG_E_STORE, "store",
+                          "database schema version %d is newer than this build knows (%d)", v,
+                          latest);
+            goto out;
+        }
+        if (v == latest)
+            break;
+        snprintf(setv, sizeof(setv), "PRAGMA user_version = %d", v + 1);
+        rc = sqlite3_exec(db_of(s), migrations[v], NULL, NULL, &msg);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_exec(db_of(s), setv, NULL, NULL, &msg);
+        if (rc == SQLITE_OK)
+            rc = run(s, ST_COMMIT, false) ? SQLITE_ERROR : SQLITE_OK;
+        else
+            snprintf(s->errmsg, sizeof(s->errmsg), "%s", msg ? msg : sqlite3_errstr(rc));
+        if (rc != SQLITE_OK) {
+            err = ig_fail(eb, IG_E_STORE, "store", "schema migration %d failed: %s", v + 1,
+                          s->errmsg);
+            goto out;
+        }
+        ig_info("store: schema migrated to version %d", v + 1);
+    }
+    err = run(s, ST_COMMIT, false);
+    if (err)
+        ig_fail(eb, err, "store", "cannot end the schema check: %s", s->errmsg);
+out:
+    sqlite3_free(msg);
+    if (err && !sqlite3_get_autocommit(db_of(s)))
+        run(s, ST_ROLLBACK, true);
+    return err;
+}
+
+static enum ig_err sq_begin(struct ig_store *s)
+{
+    return run(s, ST_BEGIN, false);
+}
+
+static enum ig_err sq_commit(struct ig_store *s)
+{
+    return run(s, ST_COMMIT, false);
+}
+
+static enum ig_err sq_rollback(struct ig_store *s)
+{
+    return run(s, ST_ROLLBACK, false);
+}
+
+static enum ig_err sq_savepoint(struct ig_store *s)
+{
+    return run(s, ST_SAVEPOINT, false);
+}
+
+static enum ig_err sq_release(struct ig_store *s)
+{
+    return run(s, ST_RELEASE, false);
+}
+
+static enum ig_err sq_rollback_to(struct ig_store *s)
+{
+    return run(s, ST_ROLLBACK_TO, false);
+}
+
+static enum ig_err insert_outputs(struct ig_store *s, const struct ig_task *t)
+{
+    sqlite3_stmt *st;
+    enum ig_err err;
+
+    err = prep(s, ST_OUTPUTS_DELETE, &st);
+    if (err)
+        return err;
+    bind_id(st, 1, &t->id);
+    err = step_done(s, st);
+    for (int i = 0; !err && i < t->noutputs && i < IG_MAX_OUTPUTS; i++) {
+        const struct ig_output *o = &t->outputs[i];
+
+        err = prep(s, ST_OUTPUT_INSERT, &st);
+        if (err)
+            break;
+        bind_id(st, 1, &t->id);
+        sqlite3_bind_int(st, 2, i);
+        bind_str(st, 3, o->blob);
+        bind_str(st, 4, o->mime);
+        bind_str(st, 5, o->ext);
+        sqlite3_bind_int(st, 6, o->width);
+        sqlite3_bind_int(st, 7, o->height);
+        sqlite3_bind_int64(st, 8, o->bytes);
+        err = step_done(s, st);
+    }
+    return err;
+}
+
+static enum ig_err sq_task_insert(struct ig_store *s, const struct ig_task *t)
+{
+    sqlite3_stmt *st;
+    char *req = NULL;
+    enum ig_err err;
+    bool own;
+
+    if ((unsigned)t->state >= IG_TASK__COUNT)
+        return IG_E_INVALID;
+    err = op_begin(s, true, &own);
+    if (err)
+        return err;
+    err = prep(s, ST_TASK_INSERT, &st);
+    if (err)
+        goto out;
+    req = ig_request_to_json(&t->req);
+    bind_id(st, C_ID + 1, &t->id);
+    sqlite3_bind_int64(st, C_KEY_ID + 1, t->key_id);
+    bind_str(st, C_MODEL + 1, t->model);
+    bind_str(st, C_MODEL_ALIAS + 1, t->model_alias);
+    bind_str(st, C_DIALECT + 1, t->dialect);
+    bind_str(st, C_CHANNEL + 1, t->channel);
+    bind_str(st, C_STATE + 1, ig_task_state_name(t->state));
+    sqlite3_bind_int(st, C_PROGRESS + 1, t->progress);
+    sqlite3_bind_int(st, C_ATTEMPTS + 1, t->attempts);
+    sqlite3_bind_int(st, C_MAX_ATTEMPTS + 1, t->max_attempts);
+    sqlite3_bind_int64(st, C_CREATED_MS + 1, t->created_ms);
+    sqlite3_bind_int64(st, C_STARTED_MS + 1, t->started_ms);
+    sqlite3_bind_int64(st, C_FINISHED_MS + 1, t->finished_ms);
+    sqlite3_bind_int64(st, C_DEADLINE_MS + 1, t->deadline_ms);
+    sqlite3_bind_int64(st, C_EXPIRES_MS + 1, t->expires_ms);
+    sqlite3_bind_int64(st, C_LEASE_UNTIL_MS + 1, t->lease_until_ms);
+    bind_str(st, C_LEASE_OWNER + 1, t->lease_owner[0] ? t->lease_owner : NULL);
+    bind_str(st, C_REQUEST + 1, req);
+    sqlite3_bind_int(st, C_OUTPUTS_EXPIRED + 1, t->outputs_expired);
+    sqlite3_bind_int64(st, C_USAGE_PROMPT + 1, t->usage.prompt_tokens);
+    sqlite3_bind_int64(st, C_USAGE_IMAGE + 1, t->usage.image_tokens);
+    sqlite3_bind_int64(st, C_USAGE_TEXT + 1, t->usage.text_tokens);
+    sqlite3_bind_int64(st, C_USAGE_IMAGES + 1, t->usage.images);
+    sqlite3_bind_int64(st, C_PRICE_HELD + 1, t->price_held);
+    sqlite3_bind_int64(st, C_PRICE_CAPTURED + 1, t->price_captured);
+    bind_err(st, C_ERR + 1, t->err);
+    bind_str(st, C_ERR_MESSAGE + 1, t->err_message);
+    bind_str(st, C_TEXT + 1, t->text);
+    sqlite3_bind_int(st, C_OFFLINE + 1, t->offline);
+    err = step_done(s, st);
+    if (!err)
+        err = insert_outputs(s, t);
+out:
+    free(req);
+    return op_end(s, true, own, err);
+}
+
+static enum ig_err read_task(struct ig_store *s, sqlite3_stmt *st, struct ig_task *t)
+{
+    const unsigned char *v;
+    enum ig_err err;
+
+    if (!col_id(st, C_ID, &t->id))
+        return corrupt(s, "task id");
+    t->key_id = sqlite3_column_int64(st, C_KEY_ID);
+    col_fixed(st, C_MODEL, t->model, sizeof(t->model));
+    col_fixed(st, C_MODEL_ALIAS, t->model_alias, sizeof(t->model_alias));
+    col_fixed(st, C_DIALECT, t->dialect, sizeof(t->dialect));
+    col_fixed(st, C_CHANNEL, t->channel, sizeof(t->channel));
+    v = sqlite3_column_text(st, C_STATE);
+    if (!v || !ig_task_state_parse((const char *)v, &t->state))
+        return corrupt(s, "task state");
+    t->progress = sqlite3_column_int(st, C_PROGRESS);
+    t->attempts = sqlite3_column_int(st, C_ATTEMPTS);
+    t->max_attempts = sqlite3_column_int(st, C_MAX_ATTEMPTS);
+    t->created_ms = sqlite3_column_int64(st, C_CREATED_MS);
+    t->started_ms = sqlite3_column_int64(st, C_STARTED_MS);
+    t->finished_ms = sqlite3_column_int64(st, C_FINISHED_MS);
+    t->deadline_ms = sqlite3_column_int64(st, C_DEADLINE_MS);
+    t->expires_ms = sqlite3_column_int64(st, C_EXPIRES_MS);
+    t->lease_until_ms = sqlite3_column_int64(st, C_LEASE_UNTIL_MS);
+    col_fixed(st, C_LEASE_OWNER, t->lease_owner, sizeof(t->lease_owner));
+    v = sqlite3_column_text(st, C_REQUEST);
+    if (v) {
+        err = ig_request_from_json(&t->req, (const char *)v);
+        if (err)
+            return corrupt(s, "task request");
+    }
+    t->outputs_expired = sqlite3_column_int(st, C_OUTPUTS_EXPIRED) != 0;
+    t->usage.prompt_tokens = sqlite3_column_int64(st, C_USAGE_PROMPT);
+    t->usage.image_tokens = sqlite3_column_int64(st, C_USAGE_IMAGE);
+    t->usage.text_tokens = sqlite3_column_int64(st, C_USAGE_TEXT);
+    t->usage.images = sqlite3_column_int64(st, C_USAGE_IMAGES);
+    t->price_held = sqlite3_column_int64(st, C_PRICE_HELD);
+    t->price_captured = sqlite3_column_int64(st, C_PRICE_CAPTURED);
+    v = sqlite3_column_text(st, C_ERR);
+    t->err = v ? ig_err_from_name((const char *)v) : IG_OK;
+    t->err_message = col_dup(st, C_ERR_MESSAGE);
+    t->text = col_dup(st, C_TEXT);
+    t->offline = sqlite3_column_int(st, C_OFFLINE) != 0;
+    return IG_OK;
+}
+
+static enum ig_err read_outputs(struct ig_store *s, struct ig_task *t)
+{
+    sqlite3_stmt *st;
+    enum ig_err err;
+    int rc;
+
+    err = prep(s, ST_OUTPUTS_GET, &st);
+    if (err)
+        return err;
+    bind_id(st, 1, &t->id);
+    t->noutputs = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct ig_output *o;
+
+        if (t->noutputs >= IG_MAX_OUTPUTS)
+            continue;
+        o = &t->outputs[t->noutputs++];
+        col_fixed(st, 1, o->blob, sizeof(o->blob));
+        col_fixed(st, 2, o->mime, sizeof(o->mime));
+        col_fixed(st, 3, o->ext, sizeof(o->ext));
+        o->width = sqlite3_column_int(st, 4);
+        o->height = sqlite3_column_int(st, 5);
+        o->bytes = sqlite3_column_int64(st, 6);
+    }
+    if (rc != SQLITE_DONE)
+        err = dberr(s, rc);
+    sqlite3_reset(st);
+    return err;
+}
+
+static enum ig_err sq_task_get(struct ig_store *s, const struct ig_id *id, struct ig_task *out)
+{
+    sqlite3_stmt *st = NULL;
+    enum ig_err err;
+    bool own;
+    int rc;
+
+    ig_task_release(out);
+    /* One read transaction: the row and its outputs come from the same snapshot. */
+    err = op_begin(s, false, &own);
+    if (err)
+        return err;
+    err = prep(s, ST_TASK_GET, &st);
+    if (err)
+        goto out;
+    bind_id(st, 1, id);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        err = read_task(s, st, out);
+    else if (rc == SQLITE_DONE)
+        err = IG_E_NOT_FOUND;
+    else
+        err = dberr(s, rc);
+    sqlite3_reset(st);
+    if (!err)
+        err = read_outputs(s, out);
+out:
+    err = op_end(s, false, own, err);
+    if (err)
+        ig_task_release(out);
+    return err;
+}
+
+/* Finish as failed the runnable tasks that must not run again (at most maxfailed). */
+static enum ig_err fail_doomed(struct ig_store *s, int64_t now, struct ig_id *failed,
+                               int maxfailed, int *nfailed)
+{
+    struct doomed {
+        struct ig_id id;
+        int attempts;
+        bool late;
+    } *d = NULL;
+    sqlite3_stmt *st;
+    enum ig_err err;
+    int n = 0, rc = SQLITE_DONE;
+
+    if (maxfailed <= 0 || !failed)
+        return IG_OK;
+    err = prep(s, ST_CLAIM_DOOMED, &st);
+    if (err)
+        return err;
+    d = ig_xcalloc((size_t)maxfailed, sizeof(*d));
+    sqlite3_bind_int64(st, 1, now);
+    sqlite3_bind_int(st, 2, maxfailed);
+    while (n < maxfailed && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (!col_id(st, 0, &d[n].id)) {
+            err = corrupt(s, "task id");
+            break;
+        }
+        d[n].attempts = sqlite3_column_int(st, 1);
+        d[n].late = sqlite3_column_int(st, 2) != 0;
+        n++;
+    }
+    if (!err && n < maxfailed && rc != SQLITE_DONE)
+        err = dberr(s, rc);
+    sqlite3_reset(st);
+
+    for (int i = 0; !err && i < n; i++) {
+        char *msg;
+
+        err = prep(s, ST_CLAIM_FAIL, &st);
+        if (err)
+            break;
+        if (d[i].late) {
+            msg = ig_xstrdup("task deadline passed before it could run");
+            bind_err(st, 3, IG_E_UPSTREAM_TIMEOUT);
+        } else {
+            msg = ig_xasprintf("attempts exhausted after %d tries: the task failed repeatedly",
+                               d[i].attempts);
+            bind_err(st, 3, IG_E_INTERNAL);
+        }
+        sqlite3_bind_int64(st, 1, now);
+        bind_id(st, 2, &d[i].id);
+        bind_str(st, 4, msg);
+        err = step_done(s, st);
+        free(msg);
+        if (!err && sqlite3_changes(db_of(s)) == 1)
+            failed[(*nfailed)++] = d[i].id;
+    }
+    free(d);
+    return err;
+}
+
+static enum ig_err claim_runnable(struct ig_store *s, int64_t now, const char *owner,
+                                  int64_t lease_until, int max, struct ig_task *out, int *nout)
+{
+    struct ig_id *ids = NULL;
+    sqlite3_stmt *st;
+    enum ig_err err;
+    int n = 0, rc = SQLITE_DONE;
+
+    if (max <= 0)
+        return IG_OK;
+    err = prep(s, ST_CLAIM_SELECT, &st);
+    if (err)
+        return err;
+    ids = ig_xcalloc((size_t)max, sizeof(*ids));
+    sqlite3_bind_int64(st, 1, now);
+    sqlite3_bind_int(st, 2, max);
+    while (n < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (!col_id(st, 0, &ids[n])) {
+            err = corrupt(s, "task id");
+            break;
+        }
+        n++;
+    }
+    if (!err && n < max && rc != SQLITE_DONE)
+        err = dberr(s, rc);
+    sqlite3_reset(st);
+
+    for (int i = 0; !err && i < n; i++) {
+        err = prep(s, ST_CLAIM_UPDATE, &st);
+        if (err)
+            break;
+        sqlite3_bind_int64(st, 1, now);
+        bind_id(st, 2, &ids[i]);
+        bind_str(st, 3, owner);
+        sqlite3_bind_int64(st, 4, lease_until);
+        err = step_done(s, st);
+        if (err || sqlite3_changes(db_of(s)) != 1)
+            continue;
+        ig_task_init(&out[*nout]);
+        err = sq_task_get(s, &ids[i], &out[*nout]);
+        if (!err)
+            (*nout)++;
+    }
+    free(ids);
+    return err;
+}
+
+static enum ig_err sq_task_claim(struct ig_store *s, int64_t now, const char *owner,
+                                 int64_t lease_until, int max, struct ig_task *out, int *nout,
+                                 struct ig_id *failed, int maxfailed, int *nfailed)
+{
+    enum ig_err err;
+    bool own;
+
+    *nout = 0;
+    *nfailed = 0;
+    err = op_begin(s, true, &own);
+    if (err)
+        return err;
+    err = fail_doomed(s, now, failed, maxfailed, nfailed);
+    if (!err)
+        err = claim_runnable(s, now, owner, lease_until, max, out, nout);
+    err = op_end(s, true, own, err);
+    if (err) {
+        /* Nothing of it happened: the transaction or savepoint was undone. */
+        for (int i = 0; i < *nout; i++)
+            ig_task_release(&out[i]);
+        *nout = 0;
+        *nfailed = 0;
+    }
+    return err;
+}
+
+/* Step a compare-and-swap UPDATE: IG_E_CONFLICT when it matched no row. */
+static enum ig_err step_cas(struct ig_store *s, sqlite3_stmt *st)
+{
+    enum ig_err err = step_done(s, st);
+
+    if (!err && sqlite3_changes(db_of(s)) == 0)
+        err = IG_E_CONFLICT;
+    return err;
+}
+
+static enum ig_err sq_task_renew(struct ig_store *s, const struct ig_id *id, const char *owner,
+                                 int attempt, int64_t lease_until, int progress)
+{
+    sqlite3_stmt *st;
+    enum ig_err err;
+
+    err = prep(s, ST_RENEW, &st);
+    if (err)
+        return err;
+    bind_id(st, 1, id);
+    bind_str(st, 2, owner);
+    sqlite3_bind_int(st, 3, attempt);
+    sqlite3_bind_int64(st, 4, lease_until);
+    sqlite3_bind_int(st, 5, progress);
+    return step_cas(s, st);
+}
+
+static enum ig_err sq_task_finish(struct ig_store *s, const struct ig_task *t, const char *owner,
+                                  int attempt)
+{
+    sqlite3_stmt *st;
+    enum ig_err err;
+    bool own;
+
+    if (!ig_task_state_is_terminal(t->state))
+        return IG_E_INVALID;
+    err = op_begin(s, true, &own);
+    if (err)
+        return err;
+    err = prep(s, ST_FINISH, &st);
+    if (err)
+        goto out;
+    bind_id(st, 1, &t->id);
+    bind_str(st, 2, owner);
+    sqlite3_bind_int(st, 3, attempt);
+    bind_str(st, 4, ig_task_state_name(t->state));
+    sqlite3_bind_int(st, 5, t->progress);
+    sqlite3_bind_int64(st, 6, t->finished_ms);
+    bind_str(st, 7, t->channel);
+    sqlite3_bind_int(st, 8, t->offline);
+    sqlite3_bind_int64(st, 9, t->usage.prompt_tokens);
+    sqlite3_bind_int64(st, 10, t->usage.image_tokens);
+    sqlite3_bind_int64(st, 11, t->usage.text_tokens);
+    sqlite3_bind_int64(st, 12, t->usage.images);
+    sqlite3_bind_int64(st, 13, t->price_captured);
+    bind_err(st, 14, t->err);
+    bind_str(st, 15, t->err_message);
+    bind_str(st, 16, t->text);
+    sqlite3_bind_int64(st, 17, t->expires_ms);
+    err = step_cas(s, st);
+    if (!err)
+        err = insert_outputs(s, t);
+out:
+    return op_end(s, true, own, err);
+}
+
+static enum ig_err sq_task_requeue(struct ig_store *s, const struct ig_id *id, const char *owner,
+                                   int attempt, bool uncount)
+{
+    sqlite3_stmt *st;
+    enum ig_err err;
+
+    err = prep(s, ST_REQUEUE, &st);
+    if (err)
+        return err;
+    bind_id(st, 1, id);
+    bind_str(st, 2, owner);
+    sqlite3_bind_int(st, 3, attempt);
+    sqlite3_bind_int(st, 4, uncount ? 1 : 0);
+    return step_cas(s, st);
+}
+
+static enum ig_err task_exists(struct ig_store *s, const struct ig_id *id)
+{
+    sqlite3_stmt *st;
+    enum ig_err err;
+    int rc;
+
+    err = prep(s, ST_TASK_EXISTS, &st);
+    if (err)
+        return err;
+    bind_id(st, 1, id);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE)
+        err = IG_E_NOT_FOUND;
+    else if (rc != SQLITE_ROW)
+        err = dberr(s, rc);
+    sqlite3_reset(st);
+    return err;
+}
+
+static enum ig_err sq_task_cancel(struct ig_store *s, const struct ig_id *id, int64_t now)
+{
+    sqlite3_stmt *st;
+    enum ig_err err;
+
+    err = prep(s, ST_CANCEL, &st);
+    if (err)
+        return err;
+    bind_id(st, 1, id);
+    sqlite3_bind_int64(st, 2, now);
+    err = step_cas(s, st);
+    if (err == IG_E_CONFLICT && task_exists(s, id) == IG_E_NOT_FOUND)
+        err = IG_E_NOT_FOUND;
+    return err;
+}
+
+static enum ig_err sq_task_expire_leases(struct ig_store *s, int64_t now, int *n)
+{
+    sqlite3_stmt *st;
+    enum ig_err err;
+
+    *n = 0;
+    err = prep(s, ST_EXPIRE_LEASES, &st);
+    if (err)
+        return err;
+    err = step_done(s, st);
+    if (!err)
+        *n = sqlite3_changes(db_of(s));
+    return err;
+}
+
+struct blobref {
+    char blob[IG_SHA256_HEX_LEN + 1];
+    char ext[8];
+};
+
+static enum ig_err sq_sweep_expired(struct ig_store *s, int64_t now, ig_store_blob_fn *fn,
+                                    void *arg, int *ntasks)
+{
+    struct blobref *refs = NULL;
+    size_t nrefs = 0, cap = 0, ndead = 0;
+    sqlite3_stmt *st;
+    enum ig_err err;
+    bool own;
+    int rc;
+
+    *ntasks = 0;
+    err = op_begin(s, true, &own);
+    if (err)
+        return err;
+
+    /* The blobs of the tasks about to expire... */
+    err = prep(s, ST_SWEEP_BLOBS, &st);
+    if (err)
+        goto out;
+    sqlite3_bind_int64(st, 1, now);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (nrefs == cap) {
+            cap = cap ? 2 * cap : 16;
+            refs = ig_xrealloc(refs, cap * sizeof(*refs));
+        }
+        col_fixed(st, 0, refs[nrefs].blob, sizeof(refs[nrefs].blob));
+        col_fixed(st, 1, refs[nrefs].ext, sizeof(refs[nrefs].ext));
+        nrefs++;
+    }
+    if (rc != SQLITE_DONE)
+        err = dberr(s, rc);
+    sqlite3_reset(st);
+    if (err)
+        goto out;
+
+    /* ...expire them... */
+    err = prep(s, ST_SWEEP_MARK, &st);
+    if (err)
+        goto out;
+    sqlite3_bind_int64(st, 1, now);
+    err = step_done(s, st);
+    if (err)
+        goto out;
+    *ntasks = sqlite3_changes(db_of(s));
+
+    /* ...and keep those no unexpired task still shows (a blob is shared by content). */
+    for (size_t i = 0; i < nrefs; i++) {
+        err = prep(s, ST_BLOB_LIVE, &st);
+        if (err)
+            goto out;
+        bind_str(st, 1, refs[i].blob);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_DONE) {
+            if (ndead != i)
+                refs[ndead] = refs[i];
+            ndead++;
+        } else if (rc != SQLITE_ROW)
+            err = dberr(s, rc);
+        sqlite3_reset(st);
+        if (err)
+            goto out;
+    }
+out:
+    err = op_end(s, true, own, err);
+    /* Report only once the rows say expired (after our commit when the transaction is ours):
+     * a crash in between leaks a file rather than losing one a task still points to. */
+    for (size_t i = 0; !err && fn && i < ndead; i++)
+        fn(refs[i].blob, refs[i].ext, arg);
+    if (err)
+        *ntasks = 0;
+    free(refs);
+    return err;
+}
+
+static enum ig_err sq_task_counts(struct ig_store *s, int64_t *counts)
+{
+    sqlite3_stmt *st;
+    enum ig_err err;
+    int rc;
+
+    for (int i = 0; i < IG_TASK__COUNT; i++)
+        counts[i] = 0;
+    err = prep(s, ST_COUNTS, &st);
+    if (err)
+        return err;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const unsigned char *v = sqlite3_column_text(st, 0);
+        enum ig_task_state state;
+
+        if (v && ig_task_state_parse((const char *)v, &state))
+            counts[state] = sqlite3_column_int64(st, 1);
+    }
+    if (rc != SQLITE_DONE)
+        err = dberr(s, rc);
+    sqlite3_reset(st);
+    return err;
+}
+
+static enum ig_err sq_key_insert(struct ig_store *s, struct ig_key *k)
+{
+    sqlite3_stmt *st;
+    enum ig_err err;
+
+    err = prep(s, ST_KEY_INSERT, &st);
+    if (err)
+        return err;
+    sqlite3_bind_blob(st, 1, k->hash, IG_SHA256_LEN, SQLITE_TRANSIENT);
+    bind_str(st, 2, k->name);
+    sqlite3_bind_int64(st, 3, k->created_ms);
+    sqlite3_bind_int64(st, 4, k->credits);
+    sqlite3_bind_int(st, 5, k->revoked);
+    err = step_done(s, st);
+    if (!err)
+        k->id = sqlite3_last_insert_rowid(db_of(s));
+    return err;
+}
+
+static enum ig_err sq_key_by_hash(struct ig_store *s, const unsigned char hash[IG_SHA256_LEN],
+                                  struct ig_key *out)
+{
+    sqlite3_stmt *st;
+    enum ig_err err;
+    int rc;
+
+    err = prep(s, ST_KEY_BY_HASH, &st);
+    if (err)
+        return err;
+    sqlite3_bind_blob(st, 1, hash, IG_SHA256_LEN, SQLITE_TRANSIENT);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        memset(out, 0, sizeof(*out));
+        out->id = sqlite3_column_int64(st, 0);
+        if (sqlite3_column_bytes(st, 1) == IG_SHA256_LEN)
+            memcpy(out->hash, sqlite3_column_blob(st, 1), IG_SHA256_LEN);
+        else
+            err = corrupt(s, "key hash");
+        col_fixed(st, 2, out->name, sizeof(out->name));
+        out->created_ms = sqlite3_column_int64(st, 3);
+        out->credits = sqlite3_column_int64(st, 4);
+        out->revoked = sqlite3_column_int(st, 5) != 0;
+    } else if (rc == SQLITE_DONE) {
+        err = IG_E_NOT_FOUND;
+    } else {
+        err = dberr(s, rc);
+    }
+    sqlite3_reset(st);
+    return err;
+}
+
+static enum ig_err sq_key_count(struct ig_store *s, int64_t *n)
+{
+    sqlite3_stmt *st;
+    enum ig_err err;
+    int rc;
+
+    *n = 0;
+    err = prep(s, ST_KEY_COUNT, &st);
+    if (err)
+        return err;
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *n = sqlite3_column_int64(st, 0);
+    else
+        err = dberr(s, rc);
+    sqlite3_reset(st);
+    return err;
+}
+
+const struct ig_store_ops ig_store_sqlite_ops = {
+    .name = "sqlite",
+    .abi_version = 1,
+    .open = sq_open,
+    .close = sq_close,
+    .migrate = sq_migrate,
+    .begin = sq_begin,
+    .commit = sq_commit,
+    .rollback = sq_rollback,
+    .savepoint = sq_savepoint,
+    .release = sq_release,
+    .rollback_to = sq_rollback_to,
+    .task_insert = sq_task_insert,
+    .task_get = sq_task_get,
+    .task_claim = sq_task_claim,
+    .task_renew = sq_task_renew,
+    .task_finish = sq_task_finish,
+    .task_requeue = sq_task_requeue,
+    .task_cancel = sq_task_cancel,
+    .task_expire_leases = sq_task_expire_leases,
+    .sweep_expired = sq_sweep_expired,
+    .task_counts = sq_task_counts,
+    .key_insert = sq_key_insert,
+    .key_by_hash = sq_key_by_hash,
+    .key_count = sq_key_count,
+};
