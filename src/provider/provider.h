@@ -1,0 +1,93 @@
+/* provider.h: the upstream interface, as an ops table behind wrappers.
+ *
+ * The engine turns one task into one struct ig_job and starts it on a provider. A provider
+ * builds its upstream request from the canonical request and the references (already
+ * fetched, checked and in memory), runs it without blocking the engine loop (curl multi on
+ * the loop, or CPU work on the pool), and calls job->done on the engine loop exactly once,
+ * with images or an error. Providers know nothing of clients or dialects.
+ *
+ * Backends: "offline" (deterministic local images, no network). Gemini and OpenAI-compatible
+ * providers implement the same ops. */
+#ifndef IG_PROVIDER_H
+#define IG_PROVIDER_H
+
+#include "base/base.h"
+#include "core/catalog.h"
+#include "core/task.h"
+
+struct event_base;
+struct ig_transport;
+
+/* An image in memory: a reference going up or a result coming back. */
+struct ig_image {
+    unsigned char *data; /* owned */
+    size_t len;
+    char mime[24];       /* from the bytes' signature */
+    int width, height;
+};
+
+void ig_image_release(struct ig_image *im);
+
+struct ig_job;
+typedef void ig_job_done_fn(struct ig_job *job);
+
+struct ig_job {
+    /* Inputs, set by the engine, read-only for the provider. */
+    const struct ig_task *task;
+    const struct ig_model *model;
+    int width, height;            /* the exact output size asked for */
+    int nrefs;
+    struct ig_image refs[IG_MAX_REFS];
+    struct event_base *base;      /* the engine loop */
+    struct ig_mailbox *mb;        /* the engine loop's mailbox */
+    struct ig_pool *pool;         /* CPU pool */
+    struct ig_transport *tp;      /* curl multi on the engine loop */
+    ig_job_done_fn *done;
+    void *arg;
+
+    /* Outputs, set by the provider before done. */
+    int nimages;
+    struct ig_image images[IG_MAX_OUTPUTS];
+    struct ig_usage usage;
+    char *text;                   /* model text parts, owned, may be NULL */
+    enum ig_err err;              /* IG_OK, or what went wrong */
+    char errmsg[512];
+    char channel[64];             /* which channel answered */
+
+    void *pctx;                   /* provider's per-job state */
+};
+
+struct ig_provider;
+
+struct ig_provider_ops {
+    const char *name;
+    int abi_version; /* 1 */
+    /* Start the job; done runs later on the engine loop (never inside start). Returns an
+     * error only if nothing was started (then done never runs). */
+    enum ig_err (*start)(struct ig_provider *p, struct ig_job *job);
+    void (*free)(struct ig_provider *p);
+};
+
+struct ig_provider {
+    const struct ig_provider_ops *ops;
+    void *ctx;
+};
+
+static inline enum ig_err ig_provider_start(struct ig_provider *p, struct ig_job *job)
+{
+    return p->ops->start(p, job);
+}
+static inline void ig_provider_free(struct ig_provider *p)
+{
+    if (p)
+        p->ops->free(p);
+}
+
+/* Release the job's inputs and outputs (not the struct itself). */
+void ig_job_release(struct ig_job *job);
+
+/* The offline provider. latency_ms: added delay before done; failure_rate: 0..1 chance of
+ * a deterministic failure (IG_E_UPSTREAM_FAILED), decided by the task id. */
+struct ig_provider *ig_provider_offline_new(int latency_ms, double failure_rate);
+
+#endif
