@@ -1,0 +1,55 @@
+/* config.h: every setting of `imagegate serve`, one table row each (redis static_configs[],
+ * nginx ngx_command_t): name, type, bounds, default, help, and where it lands in struct
+ * ig_config. Sources in increasing precedence: defaults, the config file (a JSON object with
+ * the same names), IMAGEGATE_<NAME> environment variables (dashes become underscores), and
+ * --<name> flags. Values are checked against their bounds when loaded. */
+#ifndef IG_CONFIG_H
+#define IG_CONFIG_H
+
+#include <stdio.h>
+
+#include "base/base.h"
+
+struct ig_config {
+    char listen[128];
+    char data_dir[512];
+    char public_url[512];
+    char config_file[512];
+    char catalog_file[512];
+    char log_level[16];
+    int http_threads;
+    int cpu_threads;
+    int64_t max_body_bytes;
+    int64_t max_header_bytes;
+    int conn_timeout_s;
+    int max_inflight;
+    int task_timeout_s;
+    int lease_s;
+    int max_attempts;
+    int grace_s;
+    int64_t reapi_expiry_s;
+    int sweep_interval_s;
+    int offline_latency_ms;
+    double offline_failure_rate;
+    int64_t ref_max_bytes;
+    int64_t ref_max_pixels;
+    int fetch_connect_timeout_ms;
+    int fetch_timeout_ms;
+    int fetch_max_redirects;
+    bool fetch_allow_loopback;
+};
+
+/* Fill with defaults. */
+void ig_config_defaults(struct ig_config *c);
+/* Apply the file named by c->config_file (if any), then the environment. */
+enum ig_err ig_config_load_file_env(struct ig_config *c, struct ig_errbuf *eb);
+/* Set one option by name from text ("max-body-bytes", "1048576"). IG_E_NOT_FOUND when no
+ * option has that name; IG_E_INVALID when the value is out of bounds or malformed. */
+enum ig_err ig_config_set(struct ig_config *c, const char *name, const char *value,
+                          struct ig_errbuf *eb);
+/* True when the option takes no value on the command line (booleans). */
+bool ig_config_is_flag(const char *name);
+/* Print every option with its default and bounds (for --help). */
+void ig_config_print_help(FILE *f);
+
+#endif

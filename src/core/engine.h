@@ -1,0 +1,29 @@
+/* engine.h: the task engine. One thread with its own event loop claims runnable tasks from
+ * the store (leases), fetches their references, runs them on a provider, stores the images
+ * and completes the task with a compare-and-swap, all without blocking: store writes go
+ * through the writer thread, CPU work to the pool, network through the curl transport.
+ *
+ * At-least-once with leases: a task whose process died is claimed again when its lease ends
+ * (attempts counted at claim; a task that keeps failing stops at max_attempts). A task is
+ * completed only by the holder of its current lease. */
+#ifndef IG_ENGINE_H
+#define IG_ENGINE_H
+
+#include "core/app.h"
+
+struct ig_engine;
+struct ig_provider;
+
+/* Start the engine thread. The provider is owned by the engine from now on. */
+struct ig_engine *ig_engine_start(struct ig_app *app, struct ig_provider *provider);
+/* Thread-safe: new tasks may be runnable. */
+void ig_engine_wake(struct ig_engine *e);
+/* Graceful stop: claim nothing more, give running tasks grace_s seconds to finish, put the
+ * rest back to queued (their attempt given back), then stop the thread. Blocks. */
+void ig_engine_stop(struct ig_engine *e, int grace_s);
+void ig_engine_free(struct ig_engine *e);
+
+/* Thread-safe count of tasks being run now. */
+int ig_engine_inflight(struct ig_engine *e);
+
+#endif

@@ -1,0 +1,97 @@
+/* router.c: method + path -> handler, and the generic routes (health, errors). */
+#include "base/base.h"
+#include "http/routes.h"
+
+#include <cjson/cJSON.h>
+#include <event2/http.h>
+#include <string.h>
+
+enum match { EXACT, PARAM /* prefix + one segment */, REST /* prefix + anything */ };
+
+struct route {
+    const char *path;
+    enum match match;
+    int methods;              /* EVHTTP_REQ_* mask */
+    ig_route_fn *fn;
+    ig_error_render_fn *err;
+    const char *allow;        /* Allow header for 405 */
+};
+
+static const struct route routes[] = {
+    {"/healthz", EXACT, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, ig_health_get, ig_generic_error, "GET, HEAD"},
+    {"/api/v1/images/generations", EXACT, EVHTTP_REQ_POST, ig_reapi_submit, ig_reapi_error, "POST"},
+    {"/api/v1/tasks/", PARAM, EVHTTP_REQ_GET, ig_reapi_poll, ig_reapi_error, "GET"},
+    {"/media/tasks/", REST, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, ig_media_get, ig_generic_error, "GET, HEAD"},
+};
+
+static const char *match(const struct route *r, const char *path)
+{
+    size_t n = strlen(r->path);
+
+    switch (r->match) {
+    case EXACT:
+        return strcmp(path, r->path) == 0 ? path + n : NULL;
+    case PARAM:
+        if (strncmp(path, r->path, n) != 0 || !path[n] || strchr(path + n, '/'))
+            return NULL;
+        return path + n;
+    case REST:
+        if (strncmp(path, r->path, n) != 0 || !path[n])
+            return NULL;
+        return path + n;
+    }
+    return NULL;
+}
+
+void ig_route_dispatch(struct ig_hreq *hr)
+{
+    const struct route *found = NULL;
+    const char *param = NULL;
+
+    for (size_t i = 0; i < IG_ARRAY_LEN(routes); i++) {
+        const char *p = match(&routes[i], hr->path);
+
+        if (!p)
+            continue;
+        found = &routes[i];
+        param = p;
+        if (routes[i].methods & hr->method)
+            break;
+    }
+    if (!found) {
+        hr->render_error = ig_generic_error;
+        ig_http_error(hr, IG_E_NOT_FOUND, "path", "no route for %s", hr->path);
+        return;
+    }
+    hr->render_error = found->err;
+    if (!(found->methods & hr->method)) {
+        ig_http_header(hr, "Allow", found->allow);
+        ig_http_error(hr, IG_E_METHOD, "method", "%s accepts %s only", found->path, found->allow);
+        return;
+    }
+    found->fn(hr, param);
+}
+
+void ig_generic_error(struct ig_hreq *hr, int status, enum ig_err err, const char *field,
+                      const char *msg)
+{
+    cJSON *root = cJSON_CreateObject();
+    cJSON *e = cJSON_AddObjectToObject(root, "error");
+
+    cJSON_AddNumberToObject(e, "code", status);
+    cJSON_AddStringToObject(e, "type", ig_strerror(err));
+    cJSON_AddStringToObject(e, "message", msg);
+    if (field && field[0])
+        cJSON_AddStringToObject(e, "param", field);
+    cJSON_AddStringToObject(e, "request_id", hr->request_id);
+    ig_http_reply_json(hr, status, root);
+}
+
+void ig_health_get(struct ig_hreq *hr, const char *param)
+{
+    cJSON *root = cJSON_CreateObject();
+
+    cJSON_AddStringToObject(root, "status", "ok");
+    cJSON_AddBoolToObject(root, "offline", hr->app->offline);
+    ig_http_reply_json(hr, 200, root);
+}

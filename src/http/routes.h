@@ -1,0 +1,30 @@
+/* routes.h: the route table's handlers. Each dialect file provides its handlers and its
+ * error renderer; router.c maps method + path to them. */
+#ifndef IG_HTTP_ROUTES_H
+#define IG_HTTP_ROUTES_H
+
+#include "http/server.h"
+
+typedef void ig_route_fn(struct ig_hreq *hr, const char *param);
+typedef void ig_error_render_fn(struct ig_hreq *hr, int status, enum ig_err err, const char *field,
+                                const char *msg);
+
+/* Find the route for hr->method and hr->path and run it (or answer 404/405). */
+void ig_route_dispatch(struct ig_hreq *hr);
+
+/* Generic error shape for routes outside any dialect:
+ * {"error":{"code":<status>,"type":"<canonical name>","message":"...","request_id":"..."}} */
+ig_error_render_fn ig_generic_error;
+
+/* reAPI (seed 000), src/http/dialects/reapi.c */
+ig_route_fn ig_reapi_submit;
+ig_route_fn ig_reapi_poll;
+ig_error_render_fn ig_reapi_error;
+
+/* Stored result images, src/http/media.c */
+ig_route_fn ig_media_get;
+
+/* Health, src/http/router.c */
+ig_route_fn ig_health_get;
+
+#endif
