@@ -47,7 +47,11 @@ static enum ig_err grow(struct ig_buf *b, size_t need)
 
 enum ig_err ig_buf_add(struct ig_buf *b, const void *p, size_t n)
 {
-    enum ig_err err = grow(b, b->len + n);
+    enum ig_err err;
+
+    if (n > b->max - b->len) /* also catches len + n wrapping around */
+        return IG_E_TOOBIG;
+    err = grow(b, b->len + n);
 
     if (err)
         return err;
