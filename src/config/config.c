@@ -39,6 +39,8 @@ static const struct opt opts[] = {
     INT("cpu-threads", cpu_threads, 0, 64, "0", "threads for image work (0 = one per core)"),
     I64("max-body-bytes", max_body_bytes, 1024, 1 << 30, "10485760", "largest request body accepted (413 above)"),
     I64("max-header-bytes", max_header_bytes, 1024, 1 << 20, "16384", "largest request line + headers accepted"),
+    INT("max-connections", max_connections, 1, 1000000, "4096",
+        "open client connections per HTTP thread; past it new ones wait in the backlog"),
     INT("conn-timeout", conn_timeout_s, 1, 3600, "30", "seconds a connection may idle or take to send a request"),
     INT("max-inflight", max_inflight, 1, 100000, "256", "tasks run at once by this node"),
     INT("task-timeout", task_timeout_s, 1, 86400, "600", "seconds from submit until a task fails as timed out (80002)"),

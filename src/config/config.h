@@ -21,6 +21,7 @@ struct ig_config {
     int cpu_threads;
     int64_t max_body_bytes;
     int64_t max_header_bytes;
+    int max_connections;
     int conn_timeout_s;
     int max_inflight;
     int task_timeout_s;

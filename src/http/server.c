@@ -9,9 +9,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -34,6 +36,8 @@ struct ig_http_thread {
     struct ig_mailbox *mb;
     struct ig_store *store;
     struct ig_key_cache keys;
+    int nconns;                 /* open client connections */
+    bool accepting;
     uint64_t rid_seq;           /* request ids: random per-thread prefix + sequence */
     unsigned char rid_prefix[6];
     int fd;
@@ -139,7 +143,7 @@ static void send_buffer(struct ig_hreq *hr, int status, const char *ctype, struc
     add_common_headers(hr->req, hr->request_id);
     if (ctype)
         evhttp_add_header(h, "Content-Type", ctype);
-    evhttp_send_reply(hr->req, status, ig_http_reason(status), buf);
+    ig_http_send_reply(hr->req, status, ig_http_reason(status), buf);
     ig_hreq_free(hr);
 }
 
@@ -247,7 +251,7 @@ void evhttp_send_error(struct evhttp_request *req, int error, const char *reason
     evhttp_add_header(h, "Content-Type", "application/json");
     evhttp_add_header(h, "Connection", "close");
     add_common_headers(req, rid);
-    evhttp_send_reply(req, error, reason ? reason : ig_http_reason(error), buf);
+    ig_http_send_reply(req, error, reason ? reason : ig_http_reason(error), buf);
     evbuffer_free(buf);
 }
 
@@ -283,6 +287,73 @@ static void on_request(struct evhttp_request *req, void *arg)
     snprintf(hr->path, sizeof(hr->path), "%s", decoded);
     free(decoded);
     ig_route_dispatch(hr);
+}
+
+/* ---- connections: counted so a thread holds at most max-connections ------------------------
+ * evhttp has no connection limit and no close notification in 2.1, so each connection's
+ * bufferevent is a filter (with no filtering) around the socket one: its free callback says when
+ * the connection is gone. At the limit the thread stops accepting (the kernel backlog holds the
+ * rest) until one closes. A filter does not push output written while writing was disabled, so
+ * every reply is flushed explicitly (ig_http_send_reply). */
+
+static void update_accepting(struct ig_http_thread *th)
+{
+    struct evconnlistener *l = th->bound ? evhttp_bound_socket_get_listener(th->bound) : NULL;
+    bool want = th->nconns < th->srv->app->cfg.max_connections;
+
+    if (!l || want == th->accepting)
+        return;
+    th->accepting = want;
+    if (want) {
+        evconnlistener_enable(l);
+    } else {
+        evconnlistener_disable(l);
+        ig_warn("http: thread %d has %d connections (max-connections): not accepting until one "
+                "closes", th->index, th->nconns);
+    }
+}
+
+static void conn_freed(void *ctx)
+{
+    struct ig_http_thread *th = ctx;
+
+    th->nconns--;
+    update_accepting(th);
+}
+
+static struct bufferevent *make_bev(struct event_base *base, void *arg)
+{
+    struct ig_http_thread *th = arg;
+    struct bufferevent *under = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    struct bufferevent *bev;
+
+    if (!under)
+        return NULL;
+    bev = bufferevent_filter_new(under, NULL, NULL,
+                                 BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS, conn_freed, th);
+    if (!bev) {
+        bufferevent_free(under);
+        return NULL;
+    }
+    th->nconns++;
+    update_accepting(th);
+    return bev;
+}
+
+void ig_http_send_reply(struct evhttp_request *req, int status, const char *reason,
+                        struct evbuffer *buf)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+
+    evhttp_send_reply(req, status, reason, buf);
+    if (bev)
+        bufferevent_flush(bev, EV_WRITE, BEV_FLUSH);
+}
+
+int ig_http_connections(const struct ig_http_server *s, int thread)
+{
+    return s->th[thread].nconns;
 }
 
 /* ---- threads ------------------------------------------------------------------------------ */
@@ -362,9 +433,11 @@ static enum ig_err thread_init(struct ig_http_thread *th, int listen_fd, struct 
                                              EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
     evhttp_set_default_content_type(th->http, "application/json");
     evhttp_set_gencb(th->http, on_request, th);
+    evhttp_set_bevcb(th->http, make_bev, th);
     th->bound = evhttp_accept_socket_with_handle(th->http, th->fd);
     if (!th->bound)
         return ig_fail(eb, IG_E_IO, "listen", "evhttp could not accept on the socket");
+    th->accepting = true;
     return IG_OK;
 }
 

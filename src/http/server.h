@@ -5,7 +5,7 @@
  * Handlers never block: reads of the store run on the thread's own read connection (WAL
  * readers do not wait for the writer), writes go to the writer thread and the reply is sent
  * from its completion, on the same loop. Every reply carries X-Request-Id; every error is
- * JSON. Limits: header bytes, body bytes, idle timeout per connection. */
+ * JSON. Limits: header bytes, body bytes, connections per thread, idle timeout. */
 #ifndef IG_HTTP_SERVER_H
 #define IG_HTTP_SERVER_H
 
@@ -63,6 +63,13 @@ const char *ig_http_body(struct ig_hreq *hr, size_t *len);
 const char *ig_http_bearer(struct ig_hreq *hr, size_t *len);
 /* Free a request context without replying (only after a reply was sent some other way). */
 void ig_hreq_free(struct ig_hreq *hr);
+
+/* evhttp_send_reply, then push the reply out (every reply goes through this: see server.c). */
+struct evbuffer;
+void ig_http_send_reply(struct evhttp_request *req, int status, const char *reason,
+                        struct evbuffer *buf);
+/* Open connections of one HTTP thread (for tests and health). */
+int ig_http_connections(const struct ig_http_server *s, int thread);
 
 /* HTTP status for an error of the vocabulary (one table: errmap.c). */
 int ig_http_status_for(enum ig_err err);
