@@ -152,7 +152,7 @@ void ig_media_get(struct ig_hreq *hr, const char *rest)
         return;
     }
     ig_task_release(&t);
-    ig_http_send_reply(hr->req, r ? 206 : 200, r ? "Partial Content" : "OK", buf);
+    evhttp_send_reply(hr->req, r ? 206 : 200, r ? "Partial Content" : "OK", buf);
     evbuffer_free(buf);
     ig_hreq_free(hr);
 }

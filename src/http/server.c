@@ -6,12 +6,14 @@
 
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/http_struct.h> /* the version of a request that never parsed */
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
 #include <netdb.h>
@@ -143,7 +145,7 @@ static void send_buffer(struct ig_hreq *hr, int status, const char *ctype, struc
     add_common_headers(hr->req, hr->request_id);
     if (ctype)
         evhttp_add_header(h, "Content-Type", ctype);
-    ig_http_send_reply(hr->req, status, ig_http_reason(status), buf);
+    evhttp_send_reply(hr->req, status, ig_http_reason(status), buf);
     ig_hreq_free(hr);
 }
 
@@ -227,7 +229,9 @@ void evhttp_send_error(struct evhttp_request *req, int error, const char *reason
                  (long long)limit_body_bytes, (long long)limit_header_bytes);
         break;
     case 400:
-        snprintf(msg, sizeof(msg), "malformed HTTP request");
+        snprintf(msg, sizeof(msg),
+                 "malformed HTTP request, or a request line with headers over %lld bytes",
+                 (long long)limit_header_bytes);
         break;
     case 405:
         snprintf(msg, sizeof(msg), "method not allowed");
@@ -247,11 +251,16 @@ void evhttp_send_error(struct evhttp_request *req, int error, const char *reason
     cJSON_Delete(root);
     evbuffer_add(buf, s, strlen(s));
     cJSON_free(s);
+    /* A request line that never parsed leaves the version at 0.0: answer as HTTP/1.1. */
+    if (req->major == 0) {
+        req->major = 1;
+        req->minor = 1;
+    }
     evhttp_clear_headers(h);
     evhttp_add_header(h, "Content-Type", "application/json");
     evhttp_add_header(h, "Connection", "close");
     add_common_headers(req, rid);
-    ig_http_send_reply(req, error, reason ? reason : ig_http_reason(error), buf);
+    evhttp_send_reply(req, error, reason ? reason : ig_http_reason(error), buf);
     evbuffer_free(buf);
 }
 
@@ -290,11 +299,14 @@ static void on_request(struct evhttp_request *req, void *arg)
 }
 
 /* ---- connections: counted so a thread holds at most max-connections ------------------------
- * evhttp has no connection limit and no close notification in 2.1, so each connection's
- * bufferevent is a filter (with no filtering) around the socket one: its free callback says when
- * the connection is gone. At the limit the thread stops accepting (the kernel backlog holds the
- * rest) until one closes. A filter does not push output written while writing was disabled, so
- * every reply is flushed explicitly (ig_http_send_reply). */
+ * evhttp 2.1 has no connection limit and no close notification. New connections are counted
+ * where evhttp asks for their bufferevent (evhttp_set_bevcb); closed ones where evhttp frees
+ * them: like evhttp_send_error above, evhttp_connection_free is reached through the PLT, so
+ * the definition below sees every free and hands over to libevent's. At the limit a thread
+ * stops accepting (the kernel backlog holds the rest) until a connection closes. */
+
+static struct ig_http_server *servers[4]; /* running servers (tests may run several) */
+static pthread_mutex_t servers_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static void update_accepting(struct ig_http_thread *th)
 {
@@ -313,42 +325,61 @@ static void update_accepting(struct ig_http_thread *th)
     }
 }
 
-static void conn_freed(void *ctx)
-{
-    struct ig_http_thread *th = ctx;
-
-    th->nconns--;
-    update_accepting(th);
-}
-
 static struct bufferevent *make_bev(struct event_base *base, void *arg)
 {
     struct ig_http_thread *th = arg;
-    struct bufferevent *under = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-    struct bufferevent *bev;
+    struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
 
-    if (!under)
-        return NULL;
-    bev = bufferevent_filter_new(under, NULL, NULL,
-                                 BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS, conn_freed, th);
-    if (!bev) {
-        bufferevent_free(under);
-        return NULL;
+    if (bev) {
+        th->nconns++;
+        update_accepting(th);
     }
-    th->nconns++;
-    update_accepting(th);
     return bev;
 }
 
-void ig_http_send_reply(struct evhttp_request *req, int status, const char *reason,
-                        struct evbuffer *buf)
+/* The thread whose evhttp owns an incoming connection (runs on that thread). */
+static struct ig_http_thread *thread_of(struct evhttp_connection *evcon)
 {
-    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-    struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+    struct evhttp *http = evhttp_connection_get_server(evcon);
+    struct ig_http_thread *found = NULL;
 
-    evhttp_send_reply(req, status, reason, buf);
-    if (bev)
-        bufferevent_flush(bev, EV_WRITE, BEV_FLUSH);
+    if (!http)
+        return NULL; /* an outgoing connection */
+    pthread_mutex_lock(&servers_mu);
+    for (size_t i = 0; i < IG_ARRAY_LEN(servers) && !found; i++)
+        for (int k = 0; servers[i] && k < servers[i]->nthreads; k++)
+            if (servers[i]->th[k].http == http)
+                found = &servers[i]->th[k];
+    pthread_mutex_unlock(&servers_mu);
+    return found;
+}
+
+void evhttp_connection_free(struct evhttp_connection *evcon)
+{
+    static void (*real_free)(struct evhttp_connection *);
+    struct ig_http_thread *th = thread_of(evcon);
+
+    if (!real_free) {
+        *(void **)&real_free = dlsym(RTLD_NEXT, "evhttp_connection_free");
+        if (!real_free)
+            IG_BUG("dlsym(evhttp_connection_free) failed");
+    }
+    real_free(evcon);
+    if (th) {
+        th->nconns--;
+        update_accepting(th);
+    }
+}
+
+static void register_server(struct ig_http_server *s, bool add)
+{
+    pthread_mutex_lock(&servers_mu);
+    for (size_t i = 0; i < IG_ARRAY_LEN(servers); i++)
+        if (add ? servers[i] == NULL : servers[i] == s) {
+            servers[i] = add ? s : NULL;
+            break;
+        }
+    pthread_mutex_unlock(&servers_mu);
 }
 
 int ig_http_connections(const struct ig_http_server *s, int thread)
@@ -495,6 +526,7 @@ struct ig_http_server *ig_http_start(struct ig_app *app, struct ig_errbuf *eb)
         }
     }
     close(lfd);
+    register_server(s, true);
     for (int i = 0; i < s->nthreads; i++)
         if (pthread_create(&s->th[i].thread, NULL, thread_main, &s->th[i]) != 0)
             IG_BUG("pthread_create failed");
@@ -544,6 +576,7 @@ void ig_http_stop(struct ig_http_server *s)
             pthread_join(th->thread, NULL);
         }
     }
+    register_server(s, false);
     for (int i = 0; i < s->nthreads; i++) {
         struct ig_http_thread *th = &s->th[i];
 

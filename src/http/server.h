@@ -64,10 +64,6 @@ const char *ig_http_bearer(struct ig_hreq *hr, size_t *len);
 /* Free a request context without replying (only after a reply was sent some other way). */
 void ig_hreq_free(struct ig_hreq *hr);
 
-/* evhttp_send_reply, then push the reply out (every reply goes through this: see server.c). */
-struct evbuffer;
-void ig_http_send_reply(struct evhttp_request *req, int status, const char *reason,
-                        struct evbuffer *buf);
 /* Open connections of one HTTP thread (for tests and health). */
 int ig_http_connections(const struct ig_http_server *s, int thread);
 

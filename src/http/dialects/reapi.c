@@ -296,7 +296,9 @@ void ig_reapi_submit(struct ig_hreq *hr, const char *param)
     if (!authenticate(hr, &key))
         return;
     body = ig_http_body(hr, &len);
-    root = cJSON_ParseWithLengthOpts(body, len, NULL, 0);
+    /* len + 1 takes in the NUL ig_http_body() puts after the body: cJSON then refuses anything
+     * but white space after the value (and a NUL inside the body ends it early: refused too). */
+    root = cJSON_ParseWithLengthOpts(body, len + 1, NULL, 1);
     if (!root) {
         ig_http_error(hr, IG_E_INVALID, "body", "the request body is not valid JSON");
         return;
