@@ -11,7 +11,7 @@ command -v wrk >/dev/null && command -v nginx >/dev/null || { echo "needs wrk an
 OUT=$(mktemp -d /tmp/igbench.XXXXXX)
 trap 'kill $(cat $OUT/*.pid 2>/dev/null) 2>/dev/null || true; wait 2>/dev/null || true' EXIT
 
-"$BIN" serve --listen 127.0.0.1:0 --data "$OUT/data" --log-level warn >"$OUT/ig.out" 2>"$OUT/ig.err" &
+"$BIN" serve --listen 127.0.0.1:0 --data "$OUT/data" --log-level warn ${IG_ARGS:-} >"$OUT/ig.out" 2>"$OUT/ig.err" &
 echo $! >"$OUT/ig.pid"
 for _ in $(seq 50); do grep -q "listening on port" "$OUT/ig.out" 2>/dev/null && break; sleep 0.1; done
 PORT=$(sed -n 's/listening on port //p' "$OUT/ig.out")

@@ -447,7 +447,16 @@ static enum ig_err thread_init(struct ig_http_thread *th, int listen_fd, struct 
     if (th->fd < 0)
         return ig_fail(eb, IG_E_IO, "listen", "dup of the listening socket failed: %s",
                        strerror(errno));
-    th->base = event_base_new();
+    {
+        /* evhttp turns reading and writing on and off around every request; the changelist
+         * folds those into one epoll_ctl per fd and loop turn. Each base holds one dup of the
+         * listening socket and nothing else duplicated, which the changelist requires. */
+        struct event_config *ec = event_config_new();
+
+        event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+        th->base = event_base_new_with_config(ec);
+        event_config_free(ec);
+    }
     th->http = evhttp_new(th->base);
     if (!th->base || !th->http)
         IG_BUG("libevent allocation failed");
