@@ -2,6 +2,9 @@
 #include "base/base.h"
 
 #include <pthread.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <stdbool.h>
 #include <stdlib.h>
 
@@ -24,6 +27,11 @@ struct ig_pool {
 static void *run(void *arg)
 {
     struct ig_pool *p = arg;
+
+    /* Image work yields to the event loops: a burst of encoding never delays the API. On Linux
+     * the nice value is per thread. */
+    if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10) != 0)
+        ig_debug("pool: could not lower the priority of a worker thread");
 
     for (;;) {
         struct job *j;

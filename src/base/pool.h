@@ -1,4 +1,5 @@
-/* pool.h: a fixed pool of threads for CPU work (image encode, base64, hashing, file writes).
+/* pool.h: a fixed pool of threads for CPU work (image encode, base64, hashing, file writes),
+ * run at a lower priority (nice 10) than the event loops.
  *
  * A job runs `work` on a pool thread, then `done` on the loop of the given mailbox, so the
  * loop never blocks on CPU or disk. Lifetime: process. ig_pool_free() finishes queued jobs. */
