@@ -60,6 +60,7 @@ void ig_task_release(struct ig_task *t)
     ig_request_release(&t->req);
     free(t->err_message);
     free(t->text);
+    free(t->upstream);
     ig_task_init(t);
 }
 
@@ -78,6 +79,7 @@ void ig_task_copy(struct ig_task *dst, const struct ig_task *src)
         dst->req.refs[i] = dup_or_null(src->req.refs[i]);
     dst->err_message = dup_or_null(src->err_message);
     dst->text = dup_or_null(src->text);
+    dst->upstream = dup_or_null(src->upstream);
 }
 
 void ig_task_set_error(struct ig_task *t, enum ig_err err, const char *msg)

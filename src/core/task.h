@@ -87,6 +87,7 @@ struct ig_task {
     enum ig_err err;                    /* IG_OK unless failed/cancelled */
     char *err_message;
     char *text;                         /* text parts the model returned, if any */
+    char *upstream;                     /* JSON: attempts, modelVersion, responseId */
     bool offline;                       /* produced by the offline provider */
 };
 

@@ -27,3 +27,23 @@ void ig_job_release(struct ig_job *job)
     free(job->text);
     job->text = NULL;
 }
+
+void ig_job_reset_outputs(struct ig_job *job)
+{
+    for (int i = 0; i < IG_MAX_OUTPUTS; i++)
+        ig_image_release(&job->images[i]);
+    job->nimages = 0;
+    free(job->text);
+    job->text = NULL;
+    memset(&job->usage, 0, sizeof(job->usage));
+    job->err = IG_OK;
+    job->errmsg[0] = '\0';
+    job->model_version[0] = '\0';
+    job->response_id[0] = '\0';
+    job->http_status = 0;
+    job->retryable = false;
+    job->maybe_executed = false;
+    job->auth_failed = false;
+    job->retry_after_ms = 0;
+    job->bytes_in = 0;
+}

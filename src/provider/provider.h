@@ -11,12 +11,15 @@
 #ifndef IG_PROVIDER_H
 #define IG_PROVIDER_H
 
+#define IG_MAX_ATTEMPTS_LOG 16
+
 #include "base/base.h"
 #include "core/catalog.h"
 #include "core/task.h"
 
 struct event_base;
 struct ig_transport;
+struct ig_channel;
 
 /* An image in memory: a reference going up or a result coming back. */
 struct ig_image {
@@ -42,6 +45,8 @@ struct ig_job {
     struct ig_mailbox *mb;        /* the engine loop's mailbox */
     struct ig_pool *pool;         /* CPU pool */
     struct ig_transport *tp;      /* curl multi on the engine loop */
+    const struct ig_channel *ch;  /* the channel this attempt goes to (the router sets it) */
+    char upstream_model[96];      /* the model id to ask the upstream for */
     ig_job_done_fn *done;
     void *arg;
 
@@ -53,6 +58,27 @@ struct ig_job {
     enum ig_err err;              /* IG_OK, or what went wrong */
     char errmsg[512];
     char channel[64];             /* which channel answered */
+    bool offline;                 /* the offline provider made the images */
+    char model_version[96];       /* upstream's modelVersion, if any */
+    char response_id[96];         /* upstream's responseId, if any */
+
+    /* How the last upstream attempt failed, for the router's retry decision. */
+    int http_status;              /* 0 when no HTTP answer arrived */
+    bool retryable;               /* provably never ran upstream: retry/fail over freely */
+    bool maybe_executed;          /* may have run (and billed) upstream: timeout after send, 504 */
+    bool auth_failed;             /* the channel's key was refused (401/403) */
+    int64_t retry_after_ms;       /* Retry-After / RetryInfo.retryDelay, 0 if none */
+    int64_t bytes_in;             /* response bytes of the attempt */
+
+    /* Every upstream attempt, in order (the router appends). */
+    int nattempts;
+    struct ig_attempt {
+        char channel[64];
+        int http_status;
+        enum ig_err err;
+        int64_t latency_ms;
+        int64_t bytes;
+    } attempts[IG_MAX_ATTEMPTS_LOG];
 
     void *pctx;                   /* provider's per-job state */
 };
@@ -85,6 +111,9 @@ static inline void ig_provider_free(struct ig_provider *p)
 
 /* Release the job's inputs and outputs (not the struct itself). */
 void ig_job_release(struct ig_job *job);
+/* Drop the outputs and failure details of an attempt before the next one (keeps inputs and
+ * the attempt log). */
+void ig_job_reset_outputs(struct ig_job *job);
 
 /* The offline provider. latency_ms: added delay before done; failure_rate: 0..1 chance of
  * a deterministic failure (IG_E_UPSTREAM_FAILED), decided by the task id. */

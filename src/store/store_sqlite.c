@@ -31,7 +31,7 @@
     "id, key_id, model, model_alias, dialect, channel, state, progress, attempts, max_attempts, "  \
     "created_ms, started_ms, finished_ms, deadline_ms, expires_ms, lease_until_ms, lease_owner, "  \
     "request, outputs_expired, usage_prompt_tokens, usage_image_tokens, usage_text_tokens, "       \
-    "usage_images, price_held, price_captured, err, err_message, text, offline"
+    "usage_images, price_held, price_captured, err, err_message, text, offline, upstream"
 
 /* Column positions of TASK_COLS (bind index = position + 1). */
 enum col {
@@ -64,6 +64,7 @@ enum col {
     C_ERR_MESSAGE,
     C_TEXT,
     C_OFFLINE,
+    C_UPSTREAM,
     C__COUNT
 };
 
@@ -125,6 +126,8 @@ static const char *const migrations[] = {
     " credits INTEGER NOT NULL DEFAULT 0,"
     " revoked INTEGER NOT NULL DEFAULT 0"
     ");",
+    /* 2: what the upstream did: attempts, modelVersion, responseId (JSON). */
+    "ALTER TABLE tasks ADD COLUMN upstream TEXT;",
 };
 
 enum st {
@@ -176,7 +179,7 @@ static const char *const sql[ST__COUNT] = {
     [ST_OP_ROLLBACK_TO] = "ROLLBACK TO op",
     [ST_TASK_INSERT] = "INSERT INTO tasks (" TASK_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
                        "?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, "
-                       "?24, ?25, ?26, ?27, ?28, ?29)",
+                       "?24, ?25, ?26, ?27, ?28, ?29, ?30)",
     [ST_TASK_GET] = "SELECT " TASK_COLS " FROM tasks WHERE id = ?1",
     [ST_TASK_EXISTS] = "SELECT 1 FROM tasks WHERE id = ?1",
     [ST_OUTPUTS_GET] = "SELECT idx, blob, mime, ext, width, height, bytes FROM task_outputs "
@@ -200,7 +203,8 @@ static const char *const sql[ST__COUNT] = {
     [ST_FINISH] = "UPDATE tasks SET state = ?4, progress = ?5, finished_ms = ?6, channel = ?7, "
                   "offline = ?8, usage_prompt_tokens = ?9, usage_image_tokens = ?10, "
                   "usage_text_tokens = ?11, usage_images = ?12, price_captured = ?13, err = ?14, "
-                  "err_message = ?15, text = ?16, expires_ms = ?17, lease_until_ms = 0 "
+                  "err_message = ?15, text = ?16, expires_ms = ?17, upstream = ?18, "
+                  "lease_until_ms = 0 "
                   "WHERE id = ?1 AND state = 'running' AND lease_owner = ?2 AND attempts = ?3",
     [ST_REQUEUE] = "UPDATE tasks SET state = 'queued', lease_owner = NULL, lease_until_ms = 0, "
                    "attempts = attempts - ?4 "
@@ -631,6 +635,7 @@ static enum ig_err sq_task_insert(struct ig_store *s, const struct ig_task *t)
     bind_str(st, C_ERR_MESSAGE + 1, t->err_message);
     bind_str(st, C_TEXT + 1, t->text);
     sqlite3_bind_int(st, C_OFFLINE + 1, t->offline);
+    bind_str(st, C_UPSTREAM + 1, t->upstream);
     err = step_done(s, st);
     if (!err)
         err = insert_outputs(s, t);
@@ -682,6 +687,7 @@ static enum ig_err read_task(struct ig_store *s, sqlite3_stmt *st, struct ig_tas
     t->err_message = col_dup(st, C_ERR_MESSAGE);
     t->text = col_dup(st, C_TEXT);
     t->offline = sqlite3_column_int(st, C_OFFLINE) != 0;
+    t->upstream = col_dup(st, C_UPSTREAM);
     return IG_OK;
 }
 
@@ -940,6 +946,7 @@ static enum ig_err sq_task_finish(struct ig_store *s, const struct ig_task *t, c
     bind_str(st, 15, t->err_message);
     bind_str(st, 16, t->text);
     sqlite3_bind_int64(st, 17, t->expires_ms);
+    bind_str(st, 18, t->upstream);
     err = step_cas(s, st);
     if (!err)
         err = insert_outputs(s, t);

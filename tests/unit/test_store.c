@@ -147,7 +147,7 @@ static void test_store__migrate_is_idempotent(void **state)
     assert_int_equal(sqlite3_open(f->path + strlen("sqlite:"), &db), SQLITE_OK);
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(st, 0), 1);
+    assert_int_equal(sqlite3_column_int(st, 0), 2); /* the latest schema */
     sqlite3_finalize(st);
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
@@ -592,11 +592,13 @@ static void test_store__finish_failed_records_error(void **state)
     t.state = IG_TASK_FAILED;
     t.finished_ms = NOW + 1;
     ig_task_set_error(&t, IG_E_UPSTREAM_FAILED, "upstream said no");
+    t.upstream = ig_xstrdup("{\"attempts\":[{\"channel\":\"a\",\"status\":400}]}");
     assert_int_equal(ig_store_task_finish(f->s, &t, "owner", 1), IG_OK);
     get(f->s, &t.id, &g);
     assert_int_equal(g.state, IG_TASK_FAILED);
     assert_int_equal(g.err, IG_E_UPSTREAM_FAILED);
     assert_string_equal(g.err_message, "upstream said no");
+    assert_string_equal(g.upstream, t.upstream);
     ig_task_release(&g);
     ig_task_release(&t);
 }
