@@ -8,6 +8,7 @@
 #include "http/server.h"
 #include "media/vips.h"
 #include "policy/keys.h"
+#include "provider/channel.h"
 #include "provider/provider.h"
 #include "store/store.h"
 #include "store/writer.h"
@@ -201,8 +202,42 @@ int ig_cmd_serve(int argc, char **argv)
     app->writer = ig_writer_new(s, 256);
     s = NULL;
 
-    app->offline = true;
-    provider = ig_provider_offline_new(app->cfg.offline_latency_ms, app->cfg.offline_failure_rate);
+    {
+        struct ig_router_opts ro;
+        struct ig_channels *chs = ig_xcalloc(1, sizeof(*chs));
+
+        if (ig_channels_load(chs, app->cfg.config_file, &eb)) {
+            ig_error("serve: channels: %s", eb.msg);
+            free(chs);
+            ig_writer_free(app->writer);
+            app->writer = NULL;
+            goto out;
+        }
+        ig_router_opts_default(&ro);
+        ro.max_attempts = app->cfg.upstream_max_attempts;
+        ro.budget_ms = app->cfg.upstream_budget_ms;
+        ro.backoff_base_ms = app->cfg.upstream_backoff_base_ms;
+        ro.backoff_max_ms = app->cfg.upstream_backoff_max_ms;
+        ro.cooldown_ms = app->cfg.upstream_cooldown_ms;
+        ro.retry_maybe_executed = app->cfg.upstream_retry_maybe_executed;
+        app->offline = chs->n == 0;
+        for (int i = 0; i < chs->n; i++)
+            ig_info("serve: channel %s: %s at %s, priority %d, weight %d%s, %d key(s)",
+                    chs->ch[i].name, ig_channel_type_name(chs->ch[i].type), chs->ch[i].base_url,
+                    chs->ch[i].priority, chs->ch[i].weight, chs->ch[i].official ? ", official" : "",
+                    chs->ch[i].nkeys);
+        provider = ig_router_new(chs, &ro,
+                                 ig_provider_offline_new(app->cfg.offline_latency_ms,
+                                                         app->cfg.offline_failure_rate));
+        free(chs);
+        app->router = provider;
+        if (!app->offline)
+            for (int i = 0; i < ig_catalog_count(app->catalog); i++)
+                if (!ig_router_serves(provider, ig_catalog_at(app->catalog, i)))
+                    ig_warn("serve: no channel serves %s: it is served OFFLINE (local stand-in "
+                            "images marked X-Imagegate-Offline: true)",
+                            ig_catalog_at(app->catalog, i)->id);
+    }
     app->engine = ig_engine_start(app, provider);
 
     http = ig_http_start(app, &eb);
@@ -232,9 +267,11 @@ int ig_cmd_serve(int argc, char **argv)
                 goto stop_http;
         }
     }
-    ig_warn("serve: OFFLINE MODE: no upstream channel is configured, so every model is served by "
-            "the offline provider (deterministic local images, not model output; results are "
-            "marked with X-Imagegate-Offline: true)");
+    if (app->offline)
+        ig_warn("serve: OFFLINE MODE: no upstream channel is configured, so every model is served "
+                "by the offline provider (deterministic local images, not model output; results "
+                "are marked with X-Imagegate-Offline: true). Set GEMINI_API_KEY or add channels "
+                "to the config file.");
     ig_info("http: listening on %s (port %d), data in %s", app->cfg.listen, ig_http_port(http),
             app->cfg.data_dir);
     fprintf(stdout, "listening on port %d\n", ig_http_port(http));

@@ -58,6 +58,19 @@ static const struct opt opts[] = {
     INT("fetch-max-redirects", fetch_max_redirects, 0, 10, "3", "redirects followed (each hop re-checked)"),
     BOOL("fetch-allow-loopback", fetch_allow_loopback, "false",
          "TESTS ONLY: let reference URLs reach loopback addresses"),
+    INT("upstream-max-attempts", upstream_max_attempts, 1, 16, "5",
+        "upstream attempts per task run (retries and failover)"),
+    INT("upstream-budget-ms", upstream_budget_ms, 0, 3600000, "30000",
+        "time within which an upstream call may be retried"),
+    INT("upstream-backoff-base-ms", upstream_backoff_base_ms, 0, 600000, "500",
+        "first retry waits up to this (exponential, full jitter)"),
+    INT("upstream-backoff-max-ms", upstream_backoff_max_ms, 0, 600000, "8000",
+        "longest wait between retries"),
+    INT("upstream-cooldown-ms", upstream_cooldown_ms, 0, 3600000, "10000",
+        "a channel answering 429 without Retry-After rests this long"),
+    BOOL("upstream-retry-maybe-executed", upstream_retry_maybe_executed, "false",
+         "also retry calls that may have run upstream (timeouts after sending, 500, 504): "
+         "may double-bill"),
 };
 
 static const struct opt *find(const char *name)

@@ -38,6 +38,12 @@ struct ig_config {
     int fetch_timeout_ms;
     int fetch_max_redirects;
     bool fetch_allow_loopback;
+    int upstream_max_attempts;
+    int upstream_budget_ms;
+    int upstream_backoff_base_ms;
+    int upstream_backoff_max_ms;
+    int upstream_cooldown_ms;
+    bool upstream_retry_maybe_executed;
 };
 
 /* Fill with defaults. */

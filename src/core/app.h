@@ -10,6 +10,7 @@
 #include "store/writer.h"
 
 struct ig_engine;
+struct ig_provider;
 
 struct ig_app {
     struct ig_config cfg;
@@ -17,9 +18,10 @@ struct ig_app {
     struct ig_writer *writer;
     struct ig_blob *blob;
     struct ig_engine *engine;
+    struct ig_provider *router;  /* borrowed: owned by the engine */
     char db_path[600];
     char public_url[512];   /* no trailing slash */
-    bool offline;           /* no real channel: the offline provider serves every model */
+    bool offline;           /* no channel at all: the offline provider serves every model */
 };
 
 /* Seconds a finished task's outputs stay available, by dialect. */

@@ -8,7 +8,10 @@
 #include "media/image.h"
 #include "net/fetch.h"
 #include "net/transport.h"
+#include "provider/channel.h"
 #include "provider/provider.h"
+
+#include <cjson/cJSON.h>
 
 #include <event2/event.h>
 #include <event2/thread.h>
@@ -212,10 +215,17 @@ static void run_finish(struct run *r, enum ig_task_state state, enum ig_err err,
     t->progress = state == IG_TASK_SUCCEEDED ? IG_PROGRESS_DONE : t->progress;
     if (err)
         ig_task_set_error(t, err, msg);
+    t->offline = r->job.offline;
+    if (r->job.nattempts > 0 || r->job.model_version[0]) {
+        char *js = ig_job_upstream_json(&r->job);
+
+        free(t->upstream);
+        t->upstream = ig_xstrdup(js);
+        cJSON_free(js);
+    }
     if (state == IG_TASK_SUCCEEDED) {
         t->expires_ms = t->finished_ms + ig_app_expiry_s(e->app, t->dialect) * 1000;
         t->usage = r->job.usage;
-        t->offline = e->app->offline;
         if (r->job.text) {
             free(t->text);
             t->text = ig_xstrdup(r->job.text);

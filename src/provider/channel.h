@@ -81,6 +81,10 @@ struct ig_provider *ig_router_new(const struct ig_channels *chs, const struct ig
 /* Does any configured channel serve this model? (false: offline) */
 bool ig_router_serves(struct ig_provider *router, const struct ig_model *m);
 
+/* What the upstream did (attempts, modelVersion, responseId) as JSON for the task row;
+ * cJSON-allocated (free with cJSON_free). */
+char *ig_job_upstream_json(const struct ig_job *job);
+
 /* Providers for channel types. The channel must outlive the provider. */
 struct ig_provider *ig_provider_gemini_new(const struct ig_channel *c);
 

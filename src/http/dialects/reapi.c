@@ -5,6 +5,7 @@
 #include "http/routes.h"
 #include "net/fetch.h"
 #include "policy/keys.h"
+#include "provider/channel.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -88,6 +89,7 @@ static bool authenticate(struct ig_hreq *hr, struct ig_key *key)
 struct submit {
     struct ig_hreq *hr;
     struct ig_task task;
+    bool offline; /* no channel serves the model: the offline provider will */
 };
 
 static enum ig_err insert_job(struct ig_store *s, void *arg)
@@ -115,7 +117,7 @@ static void insert_done(enum ig_err err, void *arg)
         cJSON_AddStringToObject(root, "model", sb->task.model_alias);
         cJSON_AddStringToObject(root, "status", "processing");
         cJSON_AddNumberToObject(root, "created_at", (double)(sb->task.created_ms / 1000));
-        if (hr->app->offline)
+        if (sb->offline)
             ig_http_header(hr, "X-Imagegate-Offline", "true");
         ig_http_reply_json(hr, 200, root); /* frees hr */
         ig_engine_wake(app->engine);
@@ -125,7 +127,8 @@ static void insert_done(enum ig_err err, void *arg)
 }
 
 /* Validate the body into a task; on failure an error reply has been sent (returns false). */
-static bool parse_submit(struct ig_hreq *hr, const cJSON *root, struct ig_task *t)
+static bool parse_submit(struct ig_hreq *hr, const cJSON *root, struct ig_task *t,
+                         bool *offline_out)
 {
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
     const cJSON *prompt = cJSON_GetObjectItemCaseSensitive(root, "prompt");
@@ -166,6 +169,8 @@ static bool parse_submit(struct ig_hreq *hr, const cJSON *root, struct ig_task *
         return false;
     }
     snprintf(t->model, sizeof(t->model), "%s", m->id);
+    if (offline_out)
+        *offline_out = !ig_router_serves(hr->app->router, m);
     snprintf(t->model_alias, sizeof(t->model_alias), "%s", model->valuestring);
     q->official = official;
 
@@ -311,7 +316,7 @@ void ig_reapi_submit(struct ig_hreq *hr, const char *param)
     sb = ig_xcalloc(1, sizeof(*sb));
     sb->hr = hr;
     ig_task_init(&sb->task);
-    if (!parse_submit(hr, root, &sb->task)) {
+    if (!parse_submit(hr, root, &sb->task, &sb->offline)) {
         cJSON_Delete(root);
         ig_task_release(&sb->task);
         free(sb);
