@@ -11,7 +11,8 @@ static void usage(FILE *f)
                "usage: imagegate <command> [options]\n\n"
                "commands:\n"
                "  serve     run the gateway (HTTP API, task engine, stored images)\n"
-               "  keys      create API keys\n\n"
+               "  keys      create API keys\n"
+               "  channels  list the upstream channels, or test one with a real request\n\n"
                "Run 'imagegate <command> --help' for a command's options.\n",
             "0.1.0");
 }
@@ -35,6 +36,8 @@ int main(int argc, char **argv)
         return ig_cmd_serve(argc - 1, argv + 1);
     if (strcmp(argv[1], "keys") == 0)
         return ig_cmd_keys(argc - 1, argv + 1);
+    if (strcmp(argv[1], "channels") == 0)
+        return ig_cmd_channels(argc - 1, argv + 1);
     fprintf(stderr, "imagegate: unknown command '%s'\n\n", argv[1]);
     usage(stderr);
     return 2;

@@ -1,0 +1,602 @@
+/* provider_gemini.c: the "gemini" provider: generateContent calls to a Gemini API channel.
+ *
+ * Gemini image models answer one image per call, so a job for n images runs n transfers in
+ * parallel over the engine loop's transport, all POSTing the same body (built once per job).
+ * When the last one ends the results are merged: the images of every successful transfer in
+ * order (fewer than n is a partial success), or, when none succeeded, the first failure with
+ * its classification for the router's retry decision (retryable / maybe_executed /
+ * auth_failed / retry_after_ms; reliability.md §8).
+ *
+ * Keys are secrets: they go only into the x-goog-api-key header, never into a log line or a
+ * message; a message the upstream wrote that quotes one is withheld. Logs name the channel,
+ * the status and the byte counts, never a body. */
+#include "base/base.h"
+
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <curl/curl.h>
+
+#include "net/transport.h"
+#include "provider/channel.h"
+#include "provider/gemini_wire.h"
+#include "provider/provider.h"
+
+#define USER_AGENT           "imagegate/0.1"
+#define DEFAULT_MAX_RESPONSE (64LL << 20)
+
+struct gemini {
+    const struct ig_channel *c;
+    atomic_ulong next_key; /* round robin over c->keys, across transfers, jobs and loops */
+};
+
+struct gjob;
+
+/* One transfer (one image asked for). Its outcome is parsed into a scratch job (out) so the
+ * wire parser writes the same fields it writes for a whole job; finish() merges them. */
+struct gxfer {
+    struct gjob *gj;
+    int index;
+    struct curl_slist *headers; /* holds the key: freed as soon as the transfer ends */
+    struct ig_buf resp;
+    bool toobig;
+    int64_t retry_after_ms; /* from a Retry-After header, -1 when none */
+    char errbuf[CURL_ERROR_SIZE];
+    struct ig_job out;
+};
+
+struct gjob {
+    struct gemini *g;
+    struct ig_job *job;
+    char *url;
+    char *body; /* shared by every transfer (CURLOPT_POSTFIELDS does not copy) */
+    size_t body_len;
+    int n, pending;
+    int64_t started_ms;
+    struct gxfer *x; /* n of them */
+};
+
+static void set_msg(struct ig_job *out, enum ig_err err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void set_msg(struct ig_job *out, enum ig_err err, const char *fmt, ...)
+{
+    va_list ap;
+
+    out->err = err;
+    va_start(ap, fmt);
+    vsnprintf(out->errmsg, sizeof(out->errmsg), fmt, ap);
+    va_end(ap);
+}
+
+/* ---- curl callbacks ---- */
+
+static size_t write_cb(char *data, size_t size, size_t nmemb, void *userp)
+{
+    struct gxfer *x = userp;
+    size_t n = size * nmemb;
+
+    /* The cap applies to the decoded bytes: gzip from the upstream is decoded before here. */
+    if (ig_buf_add(&x->resp, data, n) != IG_OK) {
+        x->toobig = true;
+        return 0; /* CURLE_WRITE_ERROR: stop now */
+    }
+    return n;
+}
+
+static bool header_is(const char *line, size_t n, const char *name)
+{
+    size_t k = strlen(name);
+
+    return n > k && line[k] == ':' && strncasecmp(line, name, k) == 0;
+}
+
+static size_t header_cb(char *line, size_t size, size_t nitems, void *userp)
+{
+    struct gxfer *x = userp;
+    size_t n = size * nitems;
+
+    if (n > 5 && strncmp(line, "HTTP/", 5) == 0) {
+        x->retry_after_ms = -1; /* a new response (after a 100 Continue): forget the last */
+    } else if (header_is(line, n, "retry-after")) {
+        char v[128];
+        size_t k = strlen("retry-after:");
+        size_t len = n - k < sizeof(v) - 1 ? n - k : sizeof(v) - 1;
+
+        memcpy(v, line + k, len);
+        v[len] = '\0';
+        x->retry_after_ms = ig_gemini_parse_retry_after(v, ig_now_ms());
+    }
+    return n;
+}
+
+/* ---- classification ---- */
+
+/* Withhold a message that quotes one of the channel's keys (an upstream echoing it back). */
+static void redact(const struct ig_channel *c, struct ig_job *out)
+{
+    for (int i = 0; i < c->nkeys && i < IG_CHANNEL_MAX_KEYS; i++) {
+        if (c->keys[i][0] && strstr(out->errmsg, c->keys[i])) {
+            snprintf(out->errmsg, sizeof(out->errmsg),
+                     "upstream answered HTTP %d (its message quoted the API key and is withheld)",
+                     out->http_status);
+            return;
+        }
+    }
+}
+
+/* Was the whole body handed over? Only then may the upstream have run the request. */
+static bool body_sent(const struct gjob *gj, CURL *easy)
+{
+    curl_off_t pre = 0, up = 0;
+
+    curl_easy_getinfo(easy, CURLINFO_PRETRANSFER_TIME_T, &pre);
+    curl_easy_getinfo(easy, CURLINFO_SIZE_UPLOAD_T, &up);
+    return pre > 0 && up >= (curl_off_t)gj->body_len;
+}
+
+static void classify_http(struct gjob *gj, struct gxfer *x, long status)
+{
+    const struct ig_channel *c = gj->g->c;
+    struct ig_job *out = &x->out;
+    struct ig_gemini_error ge;
+
+    if (status >= 200 && status <= 299) {
+        ig_gemini_parse_response(x->resp.data, x->resp.len, out);
+        return;
+    }
+    ig_gemini_parse_error((int)status, x->resp.data, x->resp.len, &ge);
+    if (x->retry_after_ms >= 0)
+        out->retry_after_ms = x->retry_after_ms;
+    else if (ge.retry_after_ms > 0)
+        out->retry_after_ms = ge.retry_after_ms;
+    /* An invalid key is a 400 INVALID_ARGUMENT whose ErrorInfo says API_KEY_INVALID
+     * (wire-formats.md §1.8): as much a refused key as a 401 or a 403. */
+    if (status == 401 || status == 403 ||
+        (status == 400 && (strcmp(ge.reason, "API_KEY_INVALID") == 0 ||
+                           strcmp(ge.reason, "API_KEY_EXPIRED") == 0))) {
+        out->auth_failed = true;
+        set_msg(out, IG_E_UPSTREAM_SUBMIT,
+                "the upstream refused the API key of channel %s (HTTP %ld%s%s)", c->name, status,
+                ge.status[0] ? " " : "", ge.status);
+        return;
+    }
+    set_msg(out, IG_E_UPSTREAM_SUBMIT, "%s", ge.msg);
+    switch (status) {
+    case 408: /* the request did not arrive whole */
+    case 429:
+    case 502:
+    case 503:
+        out->retryable = true;
+        break;
+    case 504:
+        out->maybe_executed = true;
+        out->err = IG_E_UPSTREAM_TIMEOUT;
+        break;
+    default:
+        if (status >= 500) {
+            out->maybe_executed = true; /* 500 and the rest: it may have run */
+        } else {
+            out->err = IG_E_UPSTREAM_FAILED; /* 400, 404, ...: asking again changes nothing */
+            out->retry_after_ms = 0;
+        }
+        break;
+    }
+}
+
+static void classify(struct gjob *gj, struct gxfer *x, CURL *easy, CURLcode rc)
+{
+    const struct ig_channel *c = gj->g->c;
+    struct ig_job *out = &x->out;
+    curl_off_t down = 0;
+    long status = 0;
+    bool sent = body_sent(gj, easy);
+
+    curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_getinfo(easy, CURLINFO_SIZE_DOWNLOAD_T, &down);
+    out->http_status = (int)status;
+    out->bytes_in = (int64_t)down > (int64_t)x->resp.len ? (int64_t)down : (int64_t)x->resp.len;
+
+    if (x->toobig) {
+        out->maybe_executed = true; /* it ran: this is its answer */
+        set_msg(out, IG_E_UPSTREAM_FAILED, "upstream response exceeds %zu bytes", x->resp.max);
+        return;
+    }
+    switch (rc) {
+    case CURLE_OK:
+        classify_http(gj, x, status);
+        redact(c, out);
+        return;
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+        out->retryable = true;
+        set_msg(out, IG_E_UPSTREAM_SUBMIT, "could not reach the upstream: %s",
+                curl_easy_strerror(rc));
+        return;
+    case CURLE_OPERATION_TIMEDOUT:
+        if (!sent) {
+            out->retryable = true;
+            set_msg(out, IG_E_UPSTREAM_SUBMIT, "could not reach the upstream: %s",
+                    curl_easy_strerror(rc));
+        } else {
+            out->maybe_executed = true;
+            set_msg(out, IG_E_UPSTREAM_TIMEOUT, "the upstream did not answer within %d ms",
+                    c->timeout_ms);
+        }
+        return;
+    case CURLE_ABORTED_BY_CALLBACK:
+        out->maybe_executed = sent;
+        set_msg(out, IG_E_CANCELLED, "the upstream request was cancelled");
+        return;
+    case CURLE_GOT_NOTHING:
+    case CURLE_RECV_ERROR:
+    case CURLE_SEND_ERROR:
+    case CURLE_PARTIAL_FILE:
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM:
+        /* The connection broke: before the whole body went, the upstream cannot have run it. */
+        out->maybe_executed = sent;
+        out->retryable = !sent;
+        set_msg(out, IG_E_UPSTREAM_SUBMIT, "the upstream connection failed: %s",
+                curl_easy_strerror(rc));
+        return;
+    default:
+        /* Anything else (a bad URL, a TLS setup error, corrupt gzip) is not worth repeating
+         * on this channel; once the body went it may have run. */
+        out->maybe_executed = sent;
+        set_msg(out, IG_E_UPSTREAM_SUBMIT, "the upstream request failed: %s",
+                curl_easy_strerror(rc));
+        return;
+    }
+}
+
+/* ---- merging ---- */
+
+static void move_image(struct ig_image *dst, struct ig_image *src)
+{
+    *dst = *src;
+    memset(src, 0, sizeof(*src));
+}
+
+static void merge_success(struct gjob *gj)
+{
+    struct ig_job *job = gj->job;
+    bool first = true;
+
+    for (int i = 0; i < gj->n; i++) {
+        struct ig_job *o = &gj->x[i].out;
+
+        if (o->err)
+            continue;
+        /* One image per call is what is asked; a call that sent more keeps them all (the
+         * model does not always follow the count), up to IG_MAX_OUTPUTS. */
+        for (int k = 0; k < o->nimages && job->nimages < IG_MAX_OUTPUTS; k++)
+            move_image(&job->images[job->nimages++], &o->images[k]);
+        job->usage.prompt_tokens += o->usage.prompt_tokens;
+        job->usage.image_tokens += o->usage.image_tokens;
+        job->usage.text_tokens += o->usage.text_tokens;
+        if (first) {
+            job->text = o->text;
+            o->text = NULL;
+            job->http_status = o->http_status;
+            memcpy(job->model_version, o->model_version, sizeof(job->model_version));
+            memcpy(job->response_id, o->response_id, sizeof(job->response_id));
+            first = false;
+        }
+    }
+    job->usage.images = job->nimages;
+    job->err = IG_OK;
+    job->errmsg[0] = '\0';
+    if (job->nimages < gj->n)
+        snprintf(job->errmsg, sizeof(job->errmsg), "%d of %d images were produced", job->nimages,
+                 gj->n);
+}
+
+/* None succeeded: the first failure speaks for the job. The job is retryable only if no
+ * transfer can have run, and maybe_executed if any can have (a 503 next to a timeout after
+ * sending must not be retried as if nothing had happened). */
+static void merge_failure(struct gjob *gj)
+{
+    struct ig_job *job = gj->job;
+    struct ig_job *f = &gj->x[0].out;
+    bool retryable = true, maybe = false;
+    int64_t retry_after = 0;
+
+    for (int i = 0; i < gj->n; i++) {
+        const struct ig_job *o = &gj->x[i].out;
+
+        retryable = retryable && o->retryable;
+        maybe = maybe || o->maybe_executed;
+        if (o->retry_after_ms > retry_after)
+            retry_after = o->retry_after_ms;
+    }
+    job->err = f->err ? f->err : IG_E_INTERNAL;
+    memcpy(job->errmsg, f->errmsg, sizeof(job->errmsg));
+    job->http_status = f->http_status;
+    job->auth_failed = f->auth_failed;
+    job->retryable = retryable && !maybe;
+    job->maybe_executed = maybe;
+    job->retry_after_ms = retry_after;
+    job->text = f->text; /* the refusal text of a moderated answer, for the record */
+    f->text = NULL;
+    memcpy(job->model_version, f->model_version, sizeof(job->model_version));
+    memcpy(job->response_id, f->response_id, sizeof(job->response_id));
+}
+
+static void gjob_free(struct gjob *gj)
+{
+    for (int i = 0; gj->x && i < gj->n; i++) {
+        curl_slist_free_all(gj->x[i].headers);
+        ig_buf_release(&gj->x[i].resp);
+        ig_job_release(&gj->x[i].out);
+    }
+    free(gj->x);
+    free(gj->body);
+    free(gj->url);
+    free(gj);
+}
+
+/* Engine loop: the last transfer ended. */
+static void finish(struct gjob *gj)
+{
+    struct ig_job *job = gj->job;
+    int64_t bytes = 0;
+    int nok = 0;
+
+    for (int i = 0; i < gj->n; i++) {
+        bytes += gj->x[i].out.bytes_in;
+        nok += gj->x[i].out.err == IG_OK;
+    }
+    for (int i = 0; i < job->nimages; i++) /* empty at start; made sure of */
+        ig_image_release(&job->images[i]);
+    job->nimages = 0;
+    free(job->text);
+    job->text = NULL;
+    memset(&job->usage, 0, sizeof(job->usage));
+    job->retryable = job->maybe_executed = job->auth_failed = false;
+    job->retry_after_ms = 0;
+    if (nok > 0)
+        merge_success(gj);
+    else
+        merge_failure(gj);
+    job->bytes_in = bytes;
+    snprintf(job->channel, sizeof(job->channel), "%s", gj->g->c->name);
+    ig_debug("gemini: channel %s: %d of %d transfers ok, %d images, %lld bytes in, %lld ms: %s",
+             gj->g->c->name, nok, gj->n, job->nimages, (long long)bytes,
+             (long long)(ig_mono_ms() - gj->started_ms), ig_strerror(job->err));
+    job->pctx = NULL;
+    gjob_free(gj);
+    job->done(job);
+}
+
+/* The transport's done: the handle is out of the multi and ours to clean up. */
+static void xfer_done(CURL *easy, CURLcode rc, void *arg)
+{
+    struct gxfer *x = arg;
+    struct gjob *gj = x->gj;
+
+    classify(gj, x, easy, rc);
+    if (IG_LOG_DEBUG >= ig_log_level_cur) {
+        curl_off_t conn = 0, pre = 0, first = 0, up = 0;
+        long reused = 0, lport = 0;
+
+        curl_easy_getinfo(easy, CURLINFO_CONNECT_TIME_T, &conn);
+        curl_easy_getinfo(easy, CURLINFO_PRETRANSFER_TIME_T, &pre);
+        curl_easy_getinfo(easy, CURLINFO_STARTTRANSFER_TIME_T, &first);
+        curl_easy_getinfo(easy, CURLINFO_SIZE_UPLOAD_T, &up);
+        curl_easy_getinfo(easy, CURLINFO_NUM_CONNECTS, &reused);
+        curl_easy_getinfo(easy, CURLINFO_LOCAL_PORT, &lport);
+        ig_debug("gemini: channel %s: transfer %d: status %d, %lld bytes in, %lld of %zu bytes "
+                 "out, %s connection (port %ld), connect %lld us, sent %lld us, first byte %lld "
+                 "us: %s%s%s",
+                 gj->g->c->name, x->index, x->out.http_status, (long long)x->out.bytes_in,
+                 (long long)up, gj->body_len, reused ? "new" : "reused", lport, (long long)conn,
+                 (long long)pre, (long long)first, ig_strerror(x->out.err),
+                 x->errbuf[0] ? ": " : "", x->errbuf);
+    }
+    curl_easy_cleanup(easy);
+    curl_slist_free_all(x->headers);
+    x->headers = NULL;
+    ig_buf_release(&x->resp);
+    if (--gj->pending == 0)
+        finish(gj);
+}
+
+/* ---- starting ---- */
+
+static CURL *make_easy(struct gjob *gj, struct gxfer *x)
+{
+    const struct ig_channel *c = gj->g->c;
+    CURL *e = curl_easy_init();
+    CURLcode rc = CURLE_OK;
+
+    if (!e)
+        return NULL;
+#define SET(opt, val)                                                                              \
+    do {                                                                                           \
+        if (rc == CURLE_OK)                                                                        \
+            rc = curl_easy_setopt(e, opt, val);                                                    \
+    } while (0)
+    SET(CURLOPT_URL, gj->url);
+    SET(CURLOPT_PROTOCOLS_STR, "http,https");
+    SET(CURLOPT_NOSIGNAL, 1L);
+    /* No CURLOPT_PROXY: operators may need a proxy to reach Google; the environment decides.
+     * TLS verification stays at libcurl's default (on). */
+    SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)gj->body_len);
+    SET(CURLOPT_POSTFIELDS, gj->body);
+    SET(CURLOPT_HTTPHEADER, x->headers);
+    SET(CURLOPT_CONNECTTIMEOUT_MS, (long)c->connect_timeout_ms);
+    SET(CURLOPT_TIMEOUT_MS, (long)c->timeout_ms);
+    SET(CURLOPT_ACCEPT_ENCODING, ""); /* a trusted upstream: the cap counts decoded bytes */
+    SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+    SET(CURLOPT_WRITEFUNCTION, write_cb);
+    SET(CURLOPT_WRITEDATA, x);
+    SET(CURLOPT_HEADERFUNCTION, header_cb);
+    SET(CURLOPT_HEADERDATA, x);
+    SET(CURLOPT_USERAGENT, USER_AGENT);
+    SET(CURLOPT_ERRORBUFFER, x->errbuf);
+#undef SET
+    if (rc != CURLE_OK) {
+        ig_warn("gemini: channel %s: setting up the transfer failed: %s", c->name,
+                curl_easy_strerror(rc));
+        curl_easy_cleanup(e);
+        return NULL;
+    }
+    return e;
+}
+
+/* Request headers of one transfer; the key is the next one in the rotation. */
+static struct curl_slist *make_headers(struct gemini *g)
+{
+    const struct ig_channel *c = g->c;
+    struct curl_slist *h = NULL, *t;
+    char line[300];
+
+    /* "Expect:" turns off libcurl's 100-continue wait for bodies over 1 MB. */
+    static const char *const fixed[] = {"Content-Type: application/json", "Expect:"};
+
+    for (size_t i = 0; i < IG_ARRAY_LEN(fixed); i++) {
+        t = curl_slist_append(h, fixed[i]);
+        if (!t)
+            goto fail;
+        h = t;
+    }
+    /* A channel without keys (a keyless relay) sends no key header. */
+    if (c->nkeys > 0) {
+        const char *key = c->keys[atomic_fetch_add(&g->next_key, 1) % (unsigned long)c->nkeys];
+
+        snprintf(line, sizeof(line), "x-goog-api-key: %s", key);
+        t = curl_slist_append(h, line);
+        if (!t)
+            goto fail;
+        h = t;
+    }
+    return h;
+fail:
+    curl_slist_free_all(h);
+    return NULL;
+}
+
+/* Model ids are [A-Za-z0-9._-]: nothing in the path needs escaping, and nothing else may
+ * reach it. */
+static bool model_id_ok(const char *s)
+{
+    if (!*s)
+        return false;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              *s == '.' || *s == '-' || *s == '_'))
+            return false;
+    return true;
+}
+
+static enum ig_err gemini_start(struct ig_provider *p, struct ig_job *job)
+{
+    struct gemini *g = p->ctx;
+    const struct ig_channel *c = g->c;
+    const char *model;
+    struct gjob *gj;
+    int n;
+
+    if (!job->task || !job->done || !job->tp)
+        return IG_E_INTERNAL;
+    n = job->task->req.n > 0 ? job->task->req.n : 1;
+    model = job->upstream_model; /* the router writes the channel's name for the model */
+    if (!model[0] && job->model)
+        model = job->model->upstream[0] ? job->model->upstream : job->model->id;
+    job->err = IG_OK;
+    job->errmsg[0] = '\0';
+    snprintf(job->channel, sizeof(job->channel), "%s", c->name);
+    if (n > IG_MAX_OUTPUTS) {
+        snprintf(job->errmsg, sizeof(job->errmsg), "at most %d images per request", IG_MAX_OUTPUTS);
+        return job->err = IG_E_INVALID;
+    }
+    if (!model_id_ok(model)) {
+        snprintf(job->errmsg, sizeof(job->errmsg), "gemini: channel %s: invalid model id", c->name);
+        return job->err = IG_E_INVALID;
+    }
+
+    gj = ig_xcalloc(1, sizeof(*gj));
+    gj->g = g;
+    gj->job = job;
+    gj->n = n;
+    gj->started_ms = ig_mono_ms();
+    gj->x = ig_xcalloc((size_t)n, sizeof(*gj->x));
+    gj->body = ig_gemini_build_request(job, &gj->body_len);
+    if (!gj->body) {
+        gjob_free(gj);
+        snprintf(job->errmsg, sizeof(job->errmsg), "the upstream request would exceed %u bytes",
+                 IG_GEMINI_MAX_REQUEST);
+        return job->err = IG_E_TOOBIG;
+    }
+    gj->url = ig_xasprintf("%s/v1beta/models/%s:generateContent", c->base_url, model);
+    job->pctx = gj;
+
+    for (int i = 0; i < n; i++) {
+        struct gxfer *x = &gj->x[i];
+        CURL *easy = NULL;
+
+        x->gj = gj;
+        x->index = i;
+        x->retry_after_ms = -1;
+        ig_buf_init(&x->resp, (size_t)(c->max_response_bytes > 0 ? c->max_response_bytes
+                                                                 : DEFAULT_MAX_RESPONSE));
+        x->headers = make_headers(g);
+        if (x->headers)
+            easy = make_easy(gj, x);
+        if (easy && ig_transport_add(job->tp, easy, xfer_done, x) == IG_OK) {
+            gj->pending++;
+            continue;
+        }
+        /* Never started: recorded as a failure that provably did not run. */
+        if (easy)
+            curl_easy_cleanup(easy);
+        curl_slist_free_all(x->headers);
+        x->headers = NULL;
+        x->out.retryable = true;
+        set_msg(&x->out, IG_E_INTERNAL, "gemini: channel %s: the transfer could not start",
+                c->name);
+    }
+    if (gj->pending == 0) {
+        snprintf(job->errmsg, sizeof(job->errmsg), "%s", gj->x[0].out.errmsg);
+        job->pctx = NULL;
+        gjob_free(gj);
+        return job->err = IG_E_INTERNAL;
+    }
+    ig_debug("gemini: channel %s: %d transfers started, %zu request bytes", c->name, gj->pending,
+             gj->body_len);
+    return IG_OK;
+}
+
+static void gemini_free(struct ig_provider *p)
+{
+    if (!p)
+        return;
+    free(p->ctx);
+    free(p);
+}
+
+static const struct ig_provider_ops gemini_ops = {
+    .name = "gemini",
+    .abi_version = 1,
+    .start = gemini_start,
+    .free = gemini_free,
+};
+
+struct ig_provider *ig_provider_gemini_new(const struct ig_channel *c)
+{
+    struct ig_provider *p = ig_xcalloc(1, sizeof(*p));
+    struct gemini *g = ig_xcalloc(1, sizeof(*g));
+
+    g->c = c;
+    p->ops = &gemini_ops;
+    p->ctx = g;
+    return p;
+}
