@@ -5,7 +5,7 @@ set -eu
 PKGS="build-essential cmake pkg-config libevent-dev libcjson-dev libcurl4-openssl-dev
 libsqlite3-dev libvips-dev libssl-dev libcmocka-dev curl"
 if [ "${1:-}" = "--bench" ]; then
-    PKGS="$PKGS nginx-light wrk"
+    PKGS="$PKGS nginx-light libnginx-mod-http-echo wrk sqlite3"
 fi
 missing=""
 # Node.js runs the end-to-end tests; any install that provides `node` will do.
