@@ -206,7 +206,8 @@ int ig_cmd_serve(int argc, char **argv)
         struct ig_router_opts ro;
         struct ig_channels *chs = ig_xcalloc(1, sizeof(*chs));
 
-        if (ig_channels_load(chs, app->cfg.config_file, &eb)) {
+        if (ig_channels_load(chs, app->cfg.config_file, &eb) ||
+            ig_channels_check(chs, app->catalog, &eb)) {
             ig_error("serve: channels: %s", eb.msg);
             free(chs);
             ig_writer_free(app->writer);

@@ -15,8 +15,6 @@ const char *ig_channel_type_name(enum ig_channel_type t)
     switch (t) {
     case IG_CHANNEL_GEMINI:
         return "gemini";
-    case IG_CHANNEL_OPENAI:
-        return "openai";
     case IG_CHANNEL_OFFLINE:
         return "offline";
     }
@@ -78,10 +76,22 @@ static enum ig_err parse_one(struct ig_channel *c, const cJSON *o, int idx, stru
         return err;
     if (strcmp(type, "gemini") == 0)
         c->type = IG_CHANNEL_GEMINI;
-    else if (strcmp(type, "openai") == 0)
-        c->type = IG_CHANNEL_OPENAI;
     else
-        return ig_fail(eb, IG_E_INVALID, "type", "channels[%d].type must be gemini or openai", idx);
+        return ig_fail(eb, IG_E_INVALID, "type",
+                       "channels[%d].type must be \"gemini\" (the only channel type so far)", idx);
+    for (const cJSON *k = o->child; k; k = k->next) {
+        static const char *const known[] = {"name", "type", "base_url", "keys", "key", "priority",
+                                            "weight", "max_concurrency", "timeout_ms",
+                                            "connect_timeout_ms", "max_response_bytes",
+                                            "official", "models"};
+        bool ok = false;
+
+        for (size_t i = 0; i < IG_ARRAY_LEN(known) && !ok; i++)
+            ok = strcmp(k->string, known[i]) == 0;
+        if (!ok)
+            return ig_fail(eb, IG_E_INVALID, k->string, "channels[%d]: unknown field \"%.64s\"",
+                           idx, k->string);
+    }
     if ((err = get_str(o, "base_url", c->base_url, sizeof(c->base_url), c->type != IG_CHANNEL_GEMINI,
                        idx, eb)))
         return err;
@@ -261,6 +271,21 @@ enum ig_err ig_channels_load(struct ig_channels *out, const char *config_path, s
         c->official = true;
         out->n++;
     }
+    return IG_OK;
+}
+
+enum ig_err ig_channels_check(const struct ig_channels *chs, const struct ig_catalog *cat,
+                              struct ig_errbuf *eb)
+{
+    for (int i = 0; i < chs->n; i++)
+        for (int k = 0; k < chs->ch[i].nmodels; k++) {
+            const struct ig_model *m = ig_catalog_find(cat, chs->ch[i].models[k].model, NULL);
+
+            if (!m || strcmp(m->id, chs->ch[i].models[k].model) != 0)
+                return ig_fail(eb, IG_E_INVALID, "models",
+                               "channel %s maps \"%s\", which is not a model id of the catalog",
+                               chs->ch[i].name, chs->ch[i].models[k].model);
+        }
     return IG_OK;
 }
 

@@ -1,7 +1,7 @@
 /* channel.h: channels: the upstreams a model can be sent to, and the router that picks one,
  * retries and fails over.
  *
- * A channel is one upstream endpoint with its own type (gemini, openai, offline), keys,
+ * A channel is one upstream endpoint with its own type (gemini so far), keys,
  * priority, weight, concurrency cap, timeouts and model-name mapping. They come from the
  * "channels" array of the config file, or from GEMINI_API_KEY / GEMINI_BASE_URL.
  *
@@ -23,7 +23,7 @@
 #define IG_CHANNEL_MAX_KEYS 8
 #define IG_CHANNEL_MAX_MODELS 16
 
-enum ig_channel_type { IG_CHANNEL_GEMINI = 0, IG_CHANNEL_OPENAI, IG_CHANNEL_OFFLINE };
+enum ig_channel_type { IG_CHANNEL_GEMINI = 0, IG_CHANNEL_OFFLINE };
 
 struct ig_channel {
     char name[64];
@@ -57,6 +57,9 @@ enum ig_err ig_channels_load(struct ig_channels *out, const char *config_path,
                              struct ig_errbuf *eb);
 /* Parse a JSON array of channel objects. */
 enum ig_err ig_channels_parse(struct ig_channels *out, const char *json, size_t len,
+                              struct ig_errbuf *eb);
+/* Every model a channel maps must be a catalog id (not an alias). */
+enum ig_err ig_channels_check(const struct ig_channels *chs, const struct ig_catalog *cat,
                               struct ig_errbuf *eb);
 /* Does the channel serve this catalog model? Writes the upstream model name. */
 bool ig_channel_serves(const struct ig_channel *c, const struct ig_model *m, char *upstream,

@@ -36,6 +36,11 @@ void ig_job_reset_outputs(struct ig_job *job)
     free(job->text);
     job->text = NULL;
     memset(&job->usage, 0, sizeof(job->usage));
+    ig_job_reset_failure(job);
+}
+
+void ig_job_reset_failure(struct ig_job *job)
+{
     job->err = IG_OK;
     job->errmsg[0] = '\0';
     job->model_version[0] = '\0';

@@ -46,6 +46,8 @@ struct ig_job {
     struct ig_pool *pool;         /* CPU pool */
     struct ig_transport *tp;      /* curl multi on the engine loop */
     const struct ig_channel *ch;  /* the channel this attempt goes to (the router sets it) */
+    int want;                     /* images this attempt should add (0 = task->req.n); images
+                                   * already in images[] from an earlier attempt are kept */
     char upstream_model[96];      /* the model id to ask the upstream for */
     ig_job_done_fn *done;
     void *arg;
@@ -62,7 +64,8 @@ struct ig_job {
     char model_version[96];       /* upstream's modelVersion, if any */
     char response_id[96];         /* upstream's responseId, if any */
 
-    /* How the last upstream attempt failed, for the router's retry decision. */
+    /* How the last upstream attempt failed, for the router's retry decision. With err == IG_OK
+     * and fewer images than wanted, these describe the calls that failed. */
     int http_status;              /* 0 when no HTTP answer arrived */
     bool retryable;               /* provably never ran upstream: retry/fail over freely */
     bool maybe_executed;          /* may have run (and billed) upstream: timeout after send, 504 */
@@ -114,6 +117,8 @@ void ig_job_release(struct ig_job *job);
 /* Drop the outputs and failure details of an attempt before the next one (keeps inputs and
  * the attempt log). */
 void ig_job_reset_outputs(struct ig_job *job);
+/* Drop only the failure details (keeps images, usage and text gathered so far). */
+void ig_job_reset_failure(struct ig_job *job);
 
 /* The offline provider. latency_ms: added delay before done; failure_rate: 0..1 chance of
  * a deterministic failure (IG_E_UPSTREAM_FAILED), decided by the task id. */

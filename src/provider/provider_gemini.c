@@ -268,13 +268,23 @@ static void move_image(struct ig_image *dst, struct ig_image *src)
 static void merge_success(struct gjob *gj)
 {
     struct ig_job *job = gj->job;
-    bool first = true;
+    bool first = true, failed_any = false, retryable = true, maybe = false;
+    int before = job->nimages;
 
     for (int i = 0; i < gj->n; i++) {
         struct ig_job *o = &gj->x[i].out;
 
-        if (o->err)
+        if (o->err) {
+            /* describe the calls that failed, so the router can ask again for what is missing */
+            if (!failed_any)
+                job->http_status = o->http_status;
+            failed_any = true;
+            retryable = retryable && o->retryable;
+            maybe = maybe || o->maybe_executed;
+            if (o->retry_after_ms > job->retry_after_ms)
+                job->retry_after_ms = o->retry_after_ms;
             continue;
+        }
         /* One image per call is what is asked; a call that sent more keeps them all (the
          * model does not always follow the count), up to IG_MAX_OUTPUTS. */
         for (int k = 0; k < o->nimages && job->nimages < IG_MAX_OUTPUTS; k++)
@@ -282,10 +292,13 @@ static void merge_success(struct gjob *gj)
         job->usage.prompt_tokens += o->usage.prompt_tokens;
         job->usage.image_tokens += o->usage.image_tokens;
         job->usage.text_tokens += o->usage.text_tokens;
-        if (first) {
+        if (first && !job->text) {
             job->text = o->text;
             o->text = NULL;
-            job->http_status = o->http_status;
+        }
+        if (first) {
+            if (!failed_any)
+                job->http_status = o->http_status;
             memcpy(job->model_version, o->model_version, sizeof(job->model_version));
             memcpy(job->response_id, o->response_id, sizeof(job->response_id));
             first = false;
@@ -294,9 +307,13 @@ static void merge_success(struct gjob *gj)
     job->usage.images = job->nimages;
     job->err = IG_OK;
     job->errmsg[0] = '\0';
-    if (job->nimages < gj->n)
-        snprintf(job->errmsg, sizeof(job->errmsg), "%d of %d images were produced", job->nimages,
-                 gj->n);
+    if (failed_any) {
+        job->retryable = retryable && !maybe;
+        job->maybe_executed = maybe;
+    }
+    if (job->nimages - before < gj->n)
+        snprintf(job->errmsg, sizeof(job->errmsg), "%d of %d images were produced",
+                 job->nimages - before, gj->n);
 }
 
 /* None succeeded: the first failure speaks for the job. The job is retryable only if no
@@ -324,8 +341,10 @@ static void merge_failure(struct gjob *gj)
     job->retryable = retryable && !maybe;
     job->maybe_executed = maybe;
     job->retry_after_ms = retry_after;
-    job->text = f->text; /* the refusal text of a moderated answer, for the record */
-    f->text = NULL;
+    if (!job->text) { /* the refusal text of a moderated answer, for the record */
+        job->text = f->text;
+        f->text = NULL;
+    }
     memcpy(job->model_version, f->model_version, sizeof(job->model_version));
     memcpy(job->response_id, f->response_id, sizeof(job->response_id));
 }
@@ -354,12 +373,8 @@ static void finish(struct gjob *gj)
         bytes += gj->x[i].out.bytes_in;
         nok += gj->x[i].out.err == IG_OK;
     }
-    for (int i = 0; i < job->nimages; i++) /* empty at start; made sure of */
-        ig_image_release(&job->images[i]);
-    job->nimages = 0;
-    free(job->text);
-    job->text = NULL;
-    memset(&job->usage, 0, sizeof(job->usage));
+    /* Images, usage and text from an earlier attempt of the router stay: this one adds to
+     * them. */
     job->retryable = job->maybe_executed = job->auth_failed = false;
     job->retry_after_ms = 0;
     if (nok > 0)
@@ -510,14 +525,14 @@ static enum ig_err gemini_start(struct ig_provider *p, struct ig_job *job)
 
     if (!job->task || !job->done || !job->tp)
         return IG_E_INTERNAL;
-    n = job->task->req.n > 0 ? job->task->req.n : 1;
+    n = job->want > 0 ? job->want : job->task->req.n > 0 ? job->task->req.n : 1;
     model = job->upstream_model; /* the router writes the channel's name for the model */
     if (!model[0] && job->model)
         model = job->model->upstream[0] ? job->model->upstream : job->model->id;
     job->err = IG_OK;
     job->errmsg[0] = '\0';
     snprintf(job->channel, sizeof(job->channel), "%s", c->name);
-    if (n > IG_MAX_OUTPUTS) {
+    if (n + job->nimages > IG_MAX_OUTPUTS) {
         snprintf(job->errmsg, sizeof(job->errmsg), "at most %d images per request", IG_MAX_OUTPUTS);
         return job->err = IG_E_INVALID;
     }

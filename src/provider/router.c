@@ -158,12 +158,18 @@ static void unlink_rj(struct rjob *rj)
     rj->next = rj->prev = NULL;
 }
 
-/* Hand the job back to the engine, with what the upstream did recorded as JSON on the job. */
+/* Hand the job back to the engine. Images gathered by earlier attempts make it a (partial)
+ * success even when the last attempt failed: they were delivered, the rest never came. */
 static void finish(struct rjob *rj)
 {
     struct ig_job *job = rj->job;
     ig_job_done_fn *done = rj->done;
 
+    if (job->err && job->nimages > 0) {
+        job->err = IG_OK;
+        snprintf(job->errmsg, sizeof(job->errmsg), "%d of %d images were produced",
+                 job->nimages, job->task->req.n);
+    }
     job->done = rj->done;
     job->arg = rj->arg;
     unlink_rj(rj);
@@ -222,7 +228,14 @@ static void attempt(struct rjob *rj)
     rj->cur = i;
     rj->tried |= 1ULL << i;
     r->st[i].inflight++;
-    ig_job_reset_outputs(job);
+    if (job->nimages > 0) {
+        /* an earlier attempt delivered some of the images: ask only for the rest */
+        ig_job_reset_failure(job);
+        job->want = job->task->req.n - job->nimages;
+    } else {
+        ig_job_reset_outputs(job);
+        job->want = 0;
+    }
     job->ch = c;
     ig_channel_serves(c, job->model, job->upstream_model, sizeof(job->upstream_model));
     job->done = attempt_done;
@@ -270,8 +283,12 @@ static void attempt_done(struct ig_job *job)
     }
     snprintf(job->channel, sizeof(job->channel), "%s", c->name);
     log_attempt(rj, c, now - rj->attempt_start);
-    if (!job->err) {
+    if (!job->err && job->nimages >= job->task->req.n) {
         finish(rj);
+        return;
+    }
+    if (!job->err && !job->retryable) {
+        finish(rj); /* some images, and the calls that failed may have run: keep what came */
         return;
     }
     if (job->auth_failed && !r->st[i].disabled) {

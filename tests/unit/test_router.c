@@ -23,6 +23,7 @@ struct outcome {
     int status;
     bool retryable, maybe, auth;
     int64_t retry_after_ms;
+    bool partial; /* with IG_OK: one image only, the other calls failed as described */
 };
 
 #define SCRIPT_MAX 16
@@ -68,9 +69,13 @@ static void answer(evutil_socket_t fd, short what, void *arg)
     job->auth_failed = o.auth;
     job->retry_after_ms = o.retry_after_ms;
     if (!o.err) {
-        job->nimages = 1;
-        job->images[0].data = ig_xmalloc(4);
-        job->images[0].len = 4;
+        int add = o.partial ? 1 : job->want > 0 ? job->want : job->task->req.n;
+
+        for (int i = 0; i < add; i++) {
+            job->images[job->nimages].data = ig_xmalloc(4);
+            job->images[job->nimages].len = 4;
+            job->nimages++;
+        }
     } else {
         snprintf(job->errmsg, sizeof(job->errmsg), "scripted %s", ig_strerror(o.err));
     }
@@ -128,11 +133,11 @@ static const struct ig_provider_ops offline_ops = {
 
 /* ---- fixture ------------------------------------------------------------------------- */
 
-static const struct outcome OK = {IG_OK, 200, false, false, false, 0};
-static const struct outcome E503 = {IG_E_UPSTREAM_SUBMIT, 503, true, false, false, 0};
-static const struct outcome ETIMEOUT = {IG_E_UPSTREAM_TIMEOUT, 0, false, true, false, 0};
-static const struct outcome E401 = {IG_E_UPSTREAM_SUBMIT, 401, false, false, true, 0};
-static const struct outcome E400 = {IG_E_UPSTREAM_FAILED, 400, false, false, false, 0};
+static const struct outcome OK = {IG_OK, 200, false, false, false, 0, false};
+static const struct outcome E503 = {IG_E_UPSTREAM_SUBMIT, 503, true, false, false, 0, false};
+static const struct outcome ETIMEOUT = {IG_E_UPSTREAM_TIMEOUT, 0, false, true, false, 0, false};
+static const struct outcome E401 = {IG_E_UPSTREAM_SUBMIT, 401, false, false, true, 0, false};
+static const struct outcome E400 = {IG_E_UPSTREAM_FAILED, 400, false, false, false, 0, false};
 
 static struct ig_catalog *catalog;
 static const struct ig_model *model;
@@ -189,14 +194,14 @@ static void on_done(struct ig_job *job)
 }
 
 /* Run one job through the router to its end. */
-static void run_job(struct ig_provider *router, struct run *r, bool official)
+static void run_job_n(struct ig_provider *router, struct run *r, bool official, int n)
 {
     int64_t t0 = ig_mono_ms();
 
     memset(r, 0, sizeof(*r));
     ig_task_init(&r->task);
     ig_id_new(&r->task.id);
-    r->task.req.n = 1;
+    r->task.req.n = n;
     r->task.req.official = official;
     r->job.task = &r->task;
     r->job.model = model;
@@ -207,6 +212,11 @@ static void run_job(struct ig_provider *router, struct run *r, bool official)
     while (!r->done)
         event_base_dispatch(base);
     r->took_ms = ig_mono_ms() - t0;
+}
+
+static void run_job(struct ig_provider *router, struct run *r, bool official)
+{
+    run_job_n(router, r, official, 1);
 }
 
 static void run_release(struct run *r)
@@ -409,7 +419,7 @@ static void test_router__429_cools_channel_down(void **state)
     struct ig_router_opts o = fast_opts();
     struct ig_provider *rt;
     struct run r;
-    struct outcome e429 = {IG_E_UPSTREAM_SUBMIT, 429, true, false, false, 300};
+    struct outcome e429 = {IG_E_UPSTREAM_SUBMIT, 429, true, false, false, 300, false};
     struct script *sc;
 
     add_channel(&chs, "a", 0, 1, false, OK);
@@ -432,7 +442,7 @@ static void test_router__budget_bounds_retries(void **state)
     struct ig_router_opts o = fast_opts();
     struct ig_provider *rt;
     struct run r;
-    struct outcome e429 = {IG_E_UPSTREAM_SUBMIT, 429, true, false, false, 5000};
+    struct outcome e429 = {IG_E_UPSTREAM_SUBMIT, 429, true, false, false, 5000, false};
 
     o.budget_ms = 200;
     add_channel(&chs, "a", 0, 1, false, OK);
@@ -539,6 +549,51 @@ static void test_router__weights_share_a_tier(void **state)
     ig_provider_free(rt);
 }
 
+static void test_router__partial_result_asks_only_for_the_rest(void **state)
+{
+    struct ig_channels chs = {0};
+    struct ig_router_opts o = fast_opts();
+    struct ig_provider *rt;
+    struct run r;
+    struct outcome half = {IG_OK, 503, true, false, false, 0, true};
+    struct outcome half_maybe = {IG_OK, 504, false, true, false, 0, true};
+
+    add_channel(&chs, "a", 0, 1, false, OK);
+    push("a", half); /* 1 of 3 images, the other calls got 503 */
+    push("a", half); /* 1 more */
+    rt = ig_router_new(&chs, &o, offline_new());
+    run_job_n(rt, &r, false, 3);
+    assert_int_equal(r.job.err, IG_OK);
+    assert_int_equal(r.job.nimages, 3);
+    assert_int_equal(r.job.nattempts, 3);
+    assert_int_equal(r.job.want, 1); /* the last attempt asked for the one missing image */
+    run_release(&r);
+
+    /* the failed calls may have run upstream: keep what came, do not ask again */
+    push("a", half_maybe);
+    run_job_n(rt, &r, false, 3);
+    assert_int_equal(r.job.err, IG_OK);
+    assert_int_equal(r.job.nimages, 1);
+    assert_int_equal(r.job.nattempts, 1);
+    run_release(&r);
+
+    /* retries run out: a partial success with what was delivered */
+    o.max_attempts = 2;
+    ig_provider_free(rt);
+    nscripts = 0;
+    memset(&chs, 0, sizeof(chs));
+    add_channel(&chs, "a", 0, 1, false, E503);
+    push("a", half);
+    rt = ig_router_new(&chs, &o, offline_new());
+    run_job_n(rt, &r, false, 2);
+    assert_int_equal(r.job.err, IG_OK);
+    assert_int_equal(r.job.nimages, 1);
+    assert_int_equal(r.job.nattempts, 2);
+    assert_string_equal(r.job.errmsg, "1 of 2 images were produced");
+    run_release(&r);
+    ig_provider_free(rt);
+}
+
 static void test_router__channel_config_parse(void **state)
 {
     struct ig_channels chs;
@@ -578,6 +633,8 @@ static void test_router__channel_config_parse(void **state)
         "[{\"name\":\"a\",\"key\":\"k\"},{\"name\":\"a\",\"key\":\"k\"}]",
         "[{\"name\":\"a\",\"key\":\"k\",\"official\":1}]",
         "[{\"name\":\"a\",\"key\":\"k\",\"models\":[\"x\"]}]",
+        "[{\"name\":\"a\",\"key\":\"k\",\"type\":\"openai\"}]",
+        "[{\"name\":\"a\",\"key\":\"k\",\"priorty\":3}]",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         ig_errbuf_clear(&eb);
@@ -626,6 +683,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_router__unserved_model_goes_offline, setup, teardown),
         cmocka_unit_test_setup_teardown(test_router__weights_share_a_tier, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_router__partial_result_asks_only_for_the_rest, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_router__channel_config_parse, setup, teardown),
         cmocka_unit_test_setup_teardown(test_router__env_channel, setup, teardown),
     };

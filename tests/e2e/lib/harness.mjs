@@ -31,11 +31,13 @@ export const RE = {
 };
 
 // The environment of a server or CLI run: ours minus IMAGEGATE_* options (each of which the
-// server would take as configuration), plus what the test asks for.
+// server would take as configuration) and GEMINI_API_KEY / GEMINI_BASE_URL (which would point
+// every test server at a real upstream), plus what the test asks for.
+const UPSTREAM_ENV = new Set(['GEMINI_API_KEY', 'GEMINI_BASE_URL']);
 function childEnv(extra = {}) {
   const env = {};
   for (const [k, v] of Object.entries(process.env))
-    if (!k.startsWith('IMAGEGATE_') || k === 'IMAGEGATE_BIN') env[k] = v;
+    if ((!k.startsWith('IMAGEGATE_') || k === 'IMAGEGATE_BIN') && !UPSTREAM_ENV.has(k)) env[k] = v;
   return { ...env, ...extra };
 }
 
