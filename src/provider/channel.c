@@ -15,8 +15,10 @@ const char *ig_channel_type_name(enum ig_channel_type t)
     switch (t) {
     case IG_CHANNEL_GEMINI:
         return "gemini";
-    case IG_CHANNEL_OFFLINE:
-        return "offline";
+    case IG_CHANNEL_VERTEX:
+        return "vertex";
+    case IG_CHANNEL_OPENAI:
+        return "openai";
     }
     return "?";
 }
@@ -76,14 +78,20 @@ static enum ig_err parse_one(struct ig_channel *c, const cJSON *o, int idx, stru
         return err;
     if (strcmp(type, "gemini") == 0)
         c->type = IG_CHANNEL_GEMINI;
+    else if (strcmp(type, "vertex") == 0)
+        c->type = IG_CHANNEL_VERTEX;
+    else if (strcmp(type, "openai") == 0)
+        c->type = IG_CHANNEL_OPENAI;
     else
         return ig_fail(eb, IG_E_INVALID, "type",
-                       "channels[%d].type must be \"gemini\" (the only channel type so far)", idx);
+                       "channels[%d].type must be gemini, vertex or openai", idx);
     for (const cJSON *k = o->child; k; k = k->next) {
         static const char *const known[] = {"name", "type", "base_url", "keys", "key", "priority",
                                             "weight", "max_concurrency", "timeout_ms",
                                             "connect_timeout_ms", "max_response_bytes",
-                                            "official", "models"};
+                                            "official", "models", "project", "location",
+                                            "access_token", "service_account_file",
+                                            "token_url"};
         bool ok = false;
 
         for (size_t i = 0; i < IG_ARRAY_LEN(known) && !ok; i++)
@@ -92,9 +100,29 @@ static enum ig_err parse_one(struct ig_channel *c, const cJSON *o, int idx, stru
             return ig_fail(eb, IG_E_INVALID, k->string, "channels[%d]: unknown field \"%.64s\"",
                            idx, k->string);
     }
-    if ((err = get_str(o, "base_url", c->base_url, sizeof(c->base_url), c->type != IG_CHANNEL_GEMINI,
-                       idx, eb)))
+    if ((err = get_str(o, "base_url", c->base_url, sizeof(c->base_url), c->type == IG_CHANNEL_OPENAI,
+                       idx, eb)) ||
+        (err = get_str(o, "project", c->project, sizeof(c->project), false, idx, eb)) ||
+        (err = get_str(o, "location", c->location, sizeof(c->location), false, idx, eb)) ||
+        (err = get_str(o, "access_token", c->access_token, sizeof(c->access_token), false, idx,
+                       eb)) ||
+        (err = get_str(o, "service_account_file", c->service_account_file,
+                       sizeof(c->service_account_file), false, idx, eb)) ||
+        (err = get_str(o, "token_url", c->token_url, sizeof(c->token_url), false, idx, eb)))
         return err;
+    if (c->type == IG_CHANNEL_VERTEX) {
+        if (!c->location[0])
+            snprintf(c->location, sizeof(c->location), "global");
+        if (!c->token_url[0])
+            snprintf(c->token_url, sizeof(c->token_url), "https://oauth2.googleapis.com/token");
+        if (!c->base_url[0]) {
+            if (strcmp(c->location, "global") == 0)
+                snprintf(c->base_url, sizeof(c->base_url), "https://aiplatform.googleapis.com");
+            else
+                snprintf(c->base_url, sizeof(c->base_url), "https://%s-aiplatform.googleapis.com",
+                         c->location);
+        }
+    }
     if (!c->base_url[0])
         snprintf(c->base_url, sizeof(c->base_url), "%s", GOOGLE_BASE_URL);
     if (strncmp(c->base_url, "http://", 7) != 0 && strncmp(c->base_url, "https://", 8) != 0)
@@ -122,9 +150,22 @@ static enum ig_err parse_one(struct ig_channel *c, const cJSON *o, int idx, stru
             memcpy(c->keys[c->nkeys++], k->valuestring, strlen(k->valuestring) + 1);
         }
     }
-    if (c->type != IG_CHANNEL_OFFLINE && c->nkeys == 0)
+    if (c->type == IG_CHANNEL_VERTEX) {
+        int ways = (c->nkeys > 0) + (c->access_token[0] != 0) + (c->service_account_file[0] != 0);
+
+        if (ways != 1)
+            return ig_fail(eb, IG_E_INVALID, "keys",
+                           "channels[%d] (%s): a vertex channel needs exactly one of \"keys\" "
+                           "(express mode), \"access_token\" or \"service_account_file\"",
+                           idx, c->name);
+        if (c->nkeys == 0 && !c->project[0] && !c->service_account_file[0])
+            return ig_fail(eb, IG_E_INVALID, "project",
+                           "channels[%d] (%s): a vertex channel with an access token needs "
+                           "\"project\"", idx, c->name);
+    } else if (c->nkeys == 0) {
         return ig_fail(eb, IG_E_INVALID, "keys", "channels[%d] (%s) needs \"keys\" or \"key\"", idx,
                        c->name);
+    }
 
     n = c->priority;
     if ((err = get_num(o, "priority", -1000000, 1000000, &n, idx, eb)))

@@ -1,7 +1,7 @@
 /* channel.h: channels: the upstreams a model can be sent to, and the router that picks one,
  * retries and fails over.
  *
- * A channel is one upstream endpoint with its own type (gemini so far), keys,
+ * A channel is one upstream endpoint with its own type (gemini, vertex, openai), keys,
  * priority, weight, concurrency cap, timeouts and model-name mapping. They come from the
  * "channels" array of the config file, or from GEMINI_API_KEY / GEMINI_BASE_URL.
  *
@@ -23,7 +23,7 @@
 #define IG_CHANNEL_MAX_KEYS 8
 #define IG_CHANNEL_MAX_MODELS 16
 
-enum ig_channel_type { IG_CHANNEL_GEMINI = 0, IG_CHANNEL_OFFLINE };
+enum ig_channel_type { IG_CHANNEL_GEMINI = 0, IG_CHANNEL_VERTEX, IG_CHANNEL_OPENAI };
 
 struct ig_channel {
     char name[64];
@@ -38,6 +38,15 @@ struct ig_channel {
     int connect_timeout_ms;
     int64_t max_response_bytes;       /* response body cap */
     bool official;                    /* what the -official model names pin */
+    /* Vertex AI: {base_url}/v1/projects/{project}/locations/{location}/publishers/google/models/
+     * {model}:generateContent, authorised by one of: keys (API key, "express mode": no project
+     * needed), access_token (a fixed Bearer token), service_account_file (a JSON key: imagegate
+     * signs an RS256 JWT and exchanges it at token_url, caching the access token). */
+    char project[128];
+    char location[64];                /* "global" by default */
+    char access_token[2048];
+    char service_account_file[512];
+    char token_url[512];              /* default https://oauth2.googleapis.com/token */
     int nmodels;                      /* 0 = every model of the catalog */
     struct {
         char model[96];               /* catalog id */
@@ -90,5 +99,7 @@ char *ig_job_upstream_json(const struct ig_job *job);
 
 /* Providers for channel types. The channel must outlive the provider. */
 struct ig_provider *ig_provider_gemini_new(const struct ig_channel *c);
+struct ig_provider *ig_provider_vertex_new(const struct ig_channel *c);
+struct ig_provider *ig_provider_openai_new(const struct ig_channel *c);
 
 #endif

@@ -9,7 +9,10 @@
  *
  * Keys are secrets: they go only into the x-goog-api-key header, never into a log line or a
  * message; a message the upstream wrote that quotes one is withheld. Logs name the channel,
- * the status and the byte counts, never a body. */
+ * the status and the byte counts, never a body.
+ *
+ * The same engine serves Vertex AI (provider_vertex.c) through gemini_int.h: a variant gives
+ * the URL and the authorisation (a Bearer token, fixed or from an asynchronous source). */
 #include "base/base.h"
 
 #include <stdarg.h>
@@ -23,6 +26,7 @@
 
 #include "net/transport.h"
 #include "provider/channel.h"
+#include "provider/gemini_int.h"
 #include "provider/gemini_wire.h"
 #include "provider/provider.h"
 
@@ -31,6 +35,7 @@
 
 struct gemini {
     const struct ig_channel *c;
+    struct ig_gemini_variant v; /* where the calls go and how they are authorised */
     atomic_ulong next_key; /* round robin over c->keys, across transfers, jobs and loops */
 };
 
@@ -55,6 +60,8 @@ struct gjob {
     char *url;
     char *body; /* shared by every transfer (CURLOPT_POSTFIELDS does not copy) */
     size_t body_len;
+    const char *bearer; /* the Bearer token of this job's calls (v.bearer or token), or NULL */
+    char *token;        /* owned copy of an asynchronous token (a secret: wiped on free) */
     int n, pending;
     int64_t started_ms;
     struct gxfer *x; /* n of them */
@@ -116,17 +123,19 @@ static size_t header_cb(char *line, size_t size, size_t nitems, void *userp)
 
 /* ---- classification ---- */
 
-/* Withhold a message that quotes one of the channel's keys (an upstream echoing it back). */
-static void redact(const struct ig_channel *c, struct ig_job *out)
+/* Withhold a message that quotes one of the channel's keys or the Bearer token (an upstream
+ * echoing it back). */
+static void redact(const struct gjob *gj, struct ig_job *out)
 {
-    for (int i = 0; i < c->nkeys && i < IG_CHANNEL_MAX_KEYS; i++) {
-        if (c->keys[i][0] && strstr(out->errmsg, c->keys[i])) {
-            snprintf(out->errmsg, sizeof(out->errmsg),
-                     "upstream answered HTTP %d (its message quoted the API key and is withheld)",
-                     out->http_status);
-            return;
-        }
-    }
+    const struct ig_channel *c = gj->g->c;
+    bool quoted = gj->bearer && gj->bearer[0] && strstr(out->errmsg, gj->bearer);
+
+    for (int i = 0; !quoted && i < c->nkeys && i < IG_CHANNEL_MAX_KEYS; i++)
+        quoted = c->keys[i][0] && strstr(out->errmsg, c->keys[i]);
+    if (quoted)
+        snprintf(out->errmsg, sizeof(out->errmsg),
+                 "upstream answered HTTP %d (its message quoted the %s and is withheld)",
+                 out->http_status, gj->bearer ? "access token" : "API key");
 }
 
 /* Was the whole body handed over? Only then may the upstream have run the request. */
@@ -161,8 +170,9 @@ static void classify_http(struct gjob *gj, struct gxfer *x, long status)
                            strcmp(ge.reason, "API_KEY_EXPIRED") == 0))) {
         out->auth_failed = true;
         set_msg(out, IG_E_UPSTREAM_SUBMIT,
-                "the upstream refused the API key of channel %s (HTTP %ld%s%s)", c->name, status,
-                ge.status[0] ? " " : "", ge.status);
+                "the upstream refused the %s of channel %s (HTTP %ld%s%s)",
+                gj->bearer ? "access token" : "API key", c->name, status, ge.status[0] ? " " : "",
+                ge.status);
         return;
     }
     set_msg(out, IG_E_UPSTREAM_SUBMIT, "%s", ge.msg);
@@ -209,7 +219,7 @@ static void classify(struct gjob *gj, struct gxfer *x, CURL *easy, CURLcode rc)
     switch (rc) {
     case CURLE_OK:
         classify_http(gj, x, status);
-        redact(c, out);
+        redact(gj, out);
         return;
     case CURLE_COULDNT_RESOLVE_PROXY:
     case CURLE_COULDNT_RESOLVE_HOST:
@@ -359,6 +369,10 @@ static void gjob_free(struct gjob *gj)
     free(gj->x);
     free(gj->body);
     free(gj->url);
+    if (gj->token) {
+        memset(gj->token, 0, strlen(gj->token));
+        free(gj->token);
+    }
     free(gj);
 }
 
@@ -366,13 +380,19 @@ static void gjob_free(struct gjob *gj)
 static void finish(struct gjob *gj)
 {
     struct ig_job *job = gj->job;
+    const struct ig_gemini_variant *v = &gj->g->v;
     int64_t bytes = 0;
     int nok = 0;
+    bool refused = false;
 
     for (int i = 0; i < gj->n; i++) {
         bytes += gj->x[i].out.bytes_in;
         nok += gj->x[i].out.err == IG_OK;
+        refused = refused || gj->x[i].out.http_status == 401;
     }
+    /* A token from the token source that the upstream refused is not worth keeping. */
+    if (refused && gj->token && v->refused)
+        v->refused(v->vctx);
     /* Images, usage and text from an earlier attempt of the router stay: this one adds to
      * them. */
     job->retryable = job->maybe_executed = job->auth_failed = false;
@@ -383,8 +403,8 @@ static void finish(struct gjob *gj)
         merge_failure(gj);
     job->bytes_in = bytes;
     snprintf(job->channel, sizeof(job->channel), "%s", gj->g->c->name);
-    ig_debug("gemini: channel %s: %d of %d transfers ok, %d images, %lld bytes in, %lld ms: %s",
-             gj->g->c->name, nok, gj->n, job->nimages, (long long)bytes,
+    ig_debug("%s: channel %s: %d of %d transfers ok, %d images, %lld bytes in, %lld ms: %s",
+             v->name, gj->g->c->name, nok, gj->n, job->nimages, (long long)bytes,
              (long long)(ig_mono_ms() - gj->started_ms), ig_strerror(job->err));
     job->pctx = NULL;
     gjob_free(gj);
@@ -408,10 +428,10 @@ static void xfer_done(CURL *easy, CURLcode rc, void *arg)
         curl_easy_getinfo(easy, CURLINFO_SIZE_UPLOAD_T, &up);
         curl_easy_getinfo(easy, CURLINFO_NUM_CONNECTS, &reused);
         curl_easy_getinfo(easy, CURLINFO_LOCAL_PORT, &lport);
-        ig_debug("gemini: channel %s: transfer %d: status %d, %lld bytes in, %lld of %zu bytes "
+        ig_debug("%s: channel %s: transfer %d: status %d, %lld bytes in, %lld of %zu bytes "
                  "out, %s connection (port %ld), connect %lld us, sent %lld us, first byte %lld "
                  "us: %s%s%s",
-                 gj->g->c->name, x->index, x->out.http_status, (long long)x->out.bytes_in,
+                 gj->g->v.name, gj->g->c->name, x->index, x->out.http_status, (long long)x->out.bytes_in,
                  (long long)up, gj->body_len, reused ? "new" : "reused", lport, (long long)conn,
                  (long long)pre, (long long)first, ig_strerror(x->out.err),
                  x->errbuf[0] ? ": " : "", x->errbuf);
@@ -462,7 +482,7 @@ static CURL *make_easy(struct gjob *gj, struct gxfer *x)
     SET(CURLOPT_ERRORBUFFER, x->errbuf);
 #undef SET
     if (rc != CURLE_OK) {
-        ig_warn("gemini: channel %s: setting up the transfer failed: %s", c->name,
+        ig_warn("%s: channel %s: setting up the transfer failed: %s", gj->g->v.name, c->name,
                 curl_easy_strerror(rc));
         curl_easy_cleanup(e);
         return NULL;
@@ -470,8 +490,9 @@ static CURL *make_easy(struct gjob *gj, struct gxfer *x)
     return e;
 }
 
-/* Request headers of one transfer; the key is the next one in the rotation. */
-static struct curl_slist *make_headers(struct gemini *g)
+/* Request headers of one transfer: the Bearer token when there is one, else the next key in
+ * the rotation. */
+static struct curl_slist *make_headers(struct gemini *g, const char *bearer)
 {
     const struct ig_channel *c = g->c;
     struct curl_slist *h = NULL, *t;
@@ -486,8 +507,17 @@ static struct curl_slist *make_headers(struct gemini *g)
             goto fail;
         h = t;
     }
-    /* A channel without keys (a keyless relay) sends no key header. */
-    if (c->nkeys > 0) {
+    if (bearer) {
+        char *auth = ig_xasprintf("Authorization: Bearer %s", bearer);
+
+        t = curl_slist_append(h, auth);
+        memset(auth, 0, strlen(auth));
+        free(auth);
+        if (!t)
+            goto fail;
+        h = t;
+    } else if (c->nkeys > 0) {
+        /* A channel without keys (a keyless relay) sends no key header. */
         const char *key = c->keys[atomic_fetch_add(&g->next_key, 1) % (unsigned long)c->nkeys];
 
         snprintf(line, sizeof(line), "x-goog-api-key: %s", key);
@@ -515,12 +545,73 @@ static bool model_id_ok(const char *s)
     return true;
 }
 
+/* Start the n transfers of a prepared job. Returns how many started; the ones that did not
+ * are recorded as failures that provably did not run. */
+static int launch(struct gjob *gj)
+{
+    struct gemini *g = gj->g;
+    const struct ig_channel *c = g->c;
+    struct ig_job *job = gj->job;
+
+    for (int i = 0; i < gj->n; i++) {
+        struct gxfer *x = &gj->x[i];
+        CURL *easy = NULL;
+
+        x->headers = make_headers(g, gj->bearer);
+        if (x->headers)
+            easy = make_easy(gj, x);
+        if (easy && ig_transport_add(job->tp, easy, xfer_done, x) == IG_OK) {
+            gj->pending++;
+            continue;
+        }
+        /* Never started: recorded as a failure that provably did not run. */
+        if (easy)
+            curl_easy_cleanup(easy);
+        curl_slist_free_all(x->headers);
+        x->headers = NULL;
+        x->out.retryable = true;
+        set_msg(&x->out, IG_E_INTERNAL, "%s: channel %s: the transfer could not start", g->v.name,
+                c->name);
+    }
+    if (gj->pending > 0)
+        ig_debug("%s: channel %s: %d transfers started, %zu request bytes", g->v.name, c->name,
+                 gj->pending, gj->body_len);
+    return gj->pending;
+}
+
+/* Engine loop: the asynchronous token arrived (or did not). */
+static void token_ready(const char *token, enum ig_err err, const char *msg, void *arg)
+{
+    struct gjob *gj = arg;
+    const struct ig_channel *c = gj->g->c;
+
+    if (err == IG_OK && token && token[0]) {
+        gj->token = ig_xstrdup(token);
+        gj->bearer = gj->token;
+        if (launch(gj) > 0)
+            return;
+    } else {
+        for (int i = 0; i < gj->n; i++) {
+            struct ig_job *out = &gj->x[i].out;
+
+            if (err == IG_E_UNAUTHENTICATED)
+                out->auth_failed = true;
+            else
+                out->retryable = true; /* nothing went upstream */
+            set_msg(out, IG_E_UPSTREAM_SUBMIT, "%s: channel %s: no access token: %s",
+                    gj->g->v.name, c->name, msg && msg[0] ? msg : ig_strerror(err));
+        }
+    }
+    finish(gj); /* nothing is running: the job ends here, on the loop */
+}
+
 static enum ig_err gemini_start(struct ig_provider *p, struct ig_job *job)
 {
     struct gemini *g = p->ctx;
     const struct ig_channel *c = g->c;
     const char *model;
     struct gjob *gj;
+    char msg[256] = "";
     int n;
 
     if (!job->task || !job->done || !job->tp)
@@ -537,7 +628,8 @@ static enum ig_err gemini_start(struct ig_provider *p, struct ig_job *job)
         return job->err = IG_E_INVALID;
     }
     if (!model_id_ok(model)) {
-        snprintf(job->errmsg, sizeof(job->errmsg), "gemini: channel %s: invalid model id", c->name);
+        snprintf(job->errmsg, sizeof(job->errmsg), "%s: channel %s: invalid model id", g->v.name,
+                 c->name);
         return job->err = IG_E_INVALID;
     }
 
@@ -546,7 +638,24 @@ static enum ig_err gemini_start(struct ig_provider *p, struct ig_job *job)
     gj->job = job;
     gj->n = n;
     gj->started_ms = ig_mono_ms();
+    gj->bearer = g->v.bearer;
     gj->x = ig_xcalloc((size_t)n, sizeof(*gj->x));
+    for (int i = 0; i < n; i++) {
+        struct gxfer *x = &gj->x[i];
+
+        x->gj = gj;
+        x->index = i;
+        x->retry_after_ms = -1;
+        ig_buf_init(&x->resp, (size_t)(c->max_response_bytes > 0 ? c->max_response_bytes
+                                                                 : DEFAULT_MAX_RESPONSE));
+    }
+    gj->url = g->v.url(g->v.vctx, c, model, msg, sizeof(msg));
+    if (!gj->url) {
+        gjob_free(gj);
+        snprintf(job->errmsg, sizeof(job->errmsg), "%s: channel %s: %s", g->v.name, c->name,
+                 msg);
+        return job->err = IG_E_INVALID;
+    }
     gj->body = ig_gemini_build_request(job, &gj->body_len);
     if (!gj->body) {
         gjob_free(gj);
@@ -554,50 +663,31 @@ static enum ig_err gemini_start(struct ig_provider *p, struct ig_job *job)
                  IG_GEMINI_MAX_REQUEST);
         return job->err = IG_E_TOOBIG;
     }
-    gj->url = ig_xasprintf("%s/v1beta/models/%s:generateContent", c->base_url, model);
     job->pctx = gj;
-
-    for (int i = 0; i < n; i++) {
-        struct gxfer *x = &gj->x[i];
-        CURL *easy = NULL;
-
-        x->gj = gj;
-        x->index = i;
-        x->retry_after_ms = -1;
-        ig_buf_init(&x->resp, (size_t)(c->max_response_bytes > 0 ? c->max_response_bytes
-                                                                 : DEFAULT_MAX_RESPONSE));
-        x->headers = make_headers(g);
-        if (x->headers)
-            easy = make_easy(gj, x);
-        if (easy && ig_transport_add(job->tp, easy, xfer_done, x) == IG_OK) {
-            gj->pending++;
-            continue;
-        }
-        /* Never started: recorded as a failure that provably did not run. */
-        if (easy)
-            curl_easy_cleanup(easy);
-        curl_slist_free_all(x->headers);
-        x->headers = NULL;
-        x->out.retryable = true;
-        set_msg(&x->out, IG_E_INTERNAL, "gemini: channel %s: the transfer could not start",
-                c->name);
+    if (g->v.token) {
+        /* The transfers start when the token arrives (token_ready, on the loop). */
+        g->v.token(g->v.vctx, job, token_ready, gj);
+        return IG_OK;
     }
-    if (gj->pending == 0) {
+    if (launch(gj) == 0) {
         snprintf(job->errmsg, sizeof(job->errmsg), "%s", gj->x[0].out.errmsg);
         job->pctx = NULL;
         gjob_free(gj);
         return job->err = IG_E_INTERNAL;
     }
-    ig_debug("gemini: channel %s: %d transfers started, %zu request bytes", c->name, gj->pending,
-             gj->body_len);
     return IG_OK;
 }
 
 static void gemini_free(struct ig_provider *p)
 {
+    struct gemini *g;
+
     if (!p)
         return;
-    free(p->ctx);
+    g = p->ctx;
+    if (g && g->v.free)
+        g->v.free(g->v.vctx);
+    free(g);
     free(p);
 }
 
@@ -608,13 +698,29 @@ static const struct ig_provider_ops gemini_ops = {
     .free = gemini_free,
 };
 
-struct ig_provider *ig_provider_gemini_new(const struct ig_channel *c)
+struct ig_provider *ig_gemini_provider_new(const struct ig_channel *c,
+                                           const struct ig_gemini_variant *v)
 {
     struct ig_provider *p = ig_xcalloc(1, sizeof(*p));
     struct gemini *g = ig_xcalloc(1, sizeof(*g));
 
     g->c = c;
+    g->v = *v;
     p->ops = &gemini_ops;
     p->ctx = g;
     return p;
+}
+
+/* The Gemini API: {base_url}/v1beta/models/{model}:generateContent, keys in x-goog-api-key. */
+static char *gemini_url(void *vctx, const struct ig_channel *c, const char *model, char *msg,
+                        size_t msglen)
+{
+    return ig_xasprintf("%s/v1beta/models/%s:generateContent", c->base_url, model);
+}
+
+struct ig_provider *ig_provider_gemini_new(const struct ig_channel *c)
+{
+    const struct ig_gemini_variant v = {.name = "gemini", .url = gemini_url};
+
+    return ig_gemini_provider_new(c, &v);
 }

@@ -405,6 +405,10 @@ static struct ig_provider *make_provider(const struct ig_channel *c)
     switch (c->type) {
     case IG_CHANNEL_GEMINI:
         return ig_provider_gemini_new(c);
+    case IG_CHANNEL_VERTEX:
+        return ig_provider_vertex_new(c);
+    case IG_CHANNEL_OPENAI:
+        return ig_provider_openai_new(c);
     default:
         IG_BUG("channel type %d has no provider", (int)c->type);
     }

@@ -633,7 +633,10 @@ static void test_router__channel_config_parse(void **state)
         "[{\"name\":\"a\",\"key\":\"k\"},{\"name\":\"a\",\"key\":\"k\"}]",
         "[{\"name\":\"a\",\"key\":\"k\",\"official\":1}]",
         "[{\"name\":\"a\",\"key\":\"k\",\"models\":[\"x\"]}]",
-        "[{\"name\":\"a\",\"key\":\"k\",\"type\":\"openai\"}]",
+        "[{\"name\":\"a\",\"key\":\"k\",\"type\":\"openai\"}]", /* needs base_url */
+        "[{\"name\":\"a\",\"type\":\"vertex\"}]",
+        "[{\"name\":\"a\",\"type\":\"vertex\",\"key\":\"k\",\"access_token\":\"t\"}]",
+        "[{\"name\":\"a\",\"type\":\"vertex\",\"access_token\":\"t\"}]",
         "[{\"name\":\"a\",\"key\":\"k\",\"priorty\":3}]",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
