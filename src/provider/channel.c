@@ -118,9 +118,13 @@ static enum ig_err parse_one(struct ig_channel *c, const cJSON *o, int idx, stru
         if (!c->base_url[0]) {
             if (strcmp(c->location, "global") == 0)
                 snprintf(c->base_url, sizeof(c->base_url), "https://aiplatform.googleapis.com");
-            else
+            else {
+                char loc[sizeof(c->location)]; /* a copy: GCC cannot tell the fields apart */
+
+                memcpy(loc, c->location, sizeof(loc));
                 snprintf(c->base_url, sizeof(c->base_url), "https://%s-aiplatform.googleapis.com",
-                         c->location);
+                         loc);
+            }
         }
     }
     if (!c->base_url[0])

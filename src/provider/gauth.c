@@ -391,10 +391,10 @@ static enum ig_err parse_answer(struct ig_gauth *ga, long status, char *msg, siz
         ga->valid_until_ms = ig_now_ms() + valid_ms;
         err = IG_OK;
     } else {
-        char e[64], d[160];
+        char e[64], d[140]; /* with the text around them, under the 256 bytes of msg */
 
         copy_printable(e, sizeof(e), jstr(root, "error"), 60);
-        copy_printable(d, sizeof(d), jstr(root, "error_description"), 150);
+        copy_printable(d, sizeof(d), jstr(root, "error_description"), 130);
         if (status == 200)
             snprintf(msg, msglen, "the token endpoint answered without a usable access_token");
         else
