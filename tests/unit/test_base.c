@@ -18,6 +18,8 @@
 
 #include <cmocka.h>
 
+#include "support/support.h"
+
 /* ---- ig_buf ---- */
 
 static void test_base__buf_fills_exactly_to_max(void **state)
@@ -552,22 +554,10 @@ struct mbmsg {
     int thread, seq;
 };
 
-static void on_timeout(evutil_socket_t fd, short what, void *arg)
-{
-    event_base_loopbreak(arg);
-}
-
 /* Run the loop until f->ndone reaches f->want (or 60 s pass). */
 static void run_loop(struct loopfx *f)
 {
-    struct timeval tv = {60, 0};
-    struct event *timer = evtimer_new(f->base, on_timeout, f->base);
-
-    evtimer_add(timer, &tv);
-    while (f->ndone < f->want)
-        if (event_base_loop(f->base, EVLOOP_ONCE) != 0 || !evtimer_pending(timer, NULL))
-            break;
-    event_free(timer);
+    ig_test_run_until(f->base, &f->ndone, f->want, 60);
 }
 
 static int loop_setup(void **state)

@@ -6,69 +6,49 @@
 #include "base/base.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <signal.h>
 #include <setjmp.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 
 #include <cmocka.h>
 #include <curl/curl.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 #include <event2/thread.h>
 
 #include "net/fetch.h"
 #include "net/transport.h"
+#include "support/support.h"
 
 /* ---- the loopback server ---- */
 
-struct server {
-    struct event_base *base;
-    struct evhttp *http;
-    pthread_t thread;
-    int port;
-    atomic_int requests;
-};
+static struct ig_fake_http srv;   /* the reference server */
+static struct ig_fake_http proxy; /* a would-be proxy: nothing may ever reach it */
 
-static struct server srv;   /* the reference server */
-static struct server proxy; /* a would-be proxy: nothing may ever reach it */
-
-static void reply_bytes(struct evhttp_request *req, int code, const char *reason, size_t n,
-                        const char *ctype)
+static void reply_bytes(struct ig_fake_req *r, int code, size_t n, const char *ctype)
 {
-    struct evbuffer *b = evbuffer_new();
     char *data = ig_xmalloc(n ? n : 1);
 
     for (size_t i = 0; i < n; i++)
         data[i] = (char)('a' + i % 26);
-    evbuffer_add(b, data, n);
+    ig_fake_reply(r, code, ctype, data, n);
     free(data);
-    if (ctype)
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", ctype);
-    evhttp_send_reply(req, code, reason, b);
-    evbuffer_free(b);
 }
 
-static void reply_redirect(struct evhttp_request *req, const char *location)
+static void reply_redirect(struct ig_fake_req *r, const char *location)
 {
-    struct evbuffer *b = evbuffer_new();
+    char *body = ig_xasprintf("moved to %s\n", location);
 
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Location", location);
-    evbuffer_add_printf(b, "moved to %s\n", location);
-    evhttp_send_reply(req, 302, "Found", b);
-    evbuffer_free(b);
+    ig_fake_reply_header(r, "Location", location);
+    ig_fake_reply_str(r, 302, NULL, body);
+    free(body);
 }
 
 static void reply_chunked(struct evhttp_request *req, size_t total, size_t chunk)
@@ -89,20 +69,19 @@ static void reply_chunked(struct evhttp_request *req, size_t total, size_t chunk
     evbuffer_free(b);
 }
 
-static void handle(struct evhttp_request *req, void *arg)
+static void handle(struct ig_fake_req *r, void *arg)
 {
-    struct server *s = arg;
-    struct evhttp_uri *u = evhttp_uri_parse(evhttp_request_get_uri(req));
+    struct evhttp_request *req = r->ev;
+    struct evhttp_uri *u = evhttp_uri_parse(r->uri);
     const char *path = u ? evhttp_uri_get_path(u) : NULL;
     const char *query = u ? evhttp_uri_get_query(u) : NULL;
 
-    atomic_fetch_add(&s->requests, 1);
     if (!path)
         path = "";
     if (strcmp(path, "/ok") == 0) {
-        reply_bytes(req, 200, "OK", 1024, "image/png");
+        reply_bytes(r, 200, 1024, "image/png");
     } else if (strcmp(path, "/big") == 0) {
-        reply_bytes(req, 200, "OK", 64 * 1024, "image/png");
+        reply_bytes(r, 200, 64 * 1024, "image/png");
     } else if (strcmp(path, "/chunked") == 0) {
         reply_chunked(req, 64 * 1024, 4096);
     } else if (strcmp(path, "/liar") == 0) {
@@ -118,76 +97,30 @@ static void handle(struct evhttp_request *req, void *arg)
         evhttp_send_reply_end(req);
         evbuffer_free(b);
     } else if (strcmp(path, "/missing") == 0) {
-        reply_bytes(req, 404, "Not Found", 64, "text/plain");
+        reply_bytes(r, 404, 64, "text/plain");
     } else if (strcmp(path, "/ua") == 0) {
-        const char *ua = evhttp_find_header(evhttp_request_get_input_headers(req), "User-Agent");
-        struct evbuffer *b = evbuffer_new();
+        const char *ua = ig_fake_header(r, "User-Agent");
 
-        evbuffer_add_printf(b, "%s", ua ? ua : "");
-        evhttp_send_reply(req, 200, "OK", b);
-        evbuffer_free(b);
+        ig_fake_reply_str(r, 200, NULL, ua ? ua : "");
     } else if (strcmp(path, "/redirect") == 0) {
         long n = query && strncmp(query, "n=", 2) == 0 ? strtol(query + 2, NULL, 10) : 0;
         char loc[64];
 
         if (n <= 0) {
-            reply_bytes(req, 200, "OK", 1024, "image/png");
+            reply_bytes(r, 200, 1024, "image/png");
         } else {
             snprintf(loc, sizeof(loc), "/redirect?n=%ld", n - 1);
-            reply_redirect(req, loc);
+            reply_redirect(r, loc);
         }
     } else if (strcmp(path, "/redirect-file") == 0) {
-        reply_redirect(req, "file:///etc/passwd");
+        reply_redirect(r, "file:///etc/passwd");
     } else if (strcmp(path, "/stall") == 0) {
         /* Never answer: evhttp_free() reclaims the request at the end. */
     } else {
-        reply_bytes(req, 404, "Not Found", 0, NULL);
+        reply_bytes(r, 404, 0, NULL);
     }
     if (u)
         evhttp_uri_free(u);
-}
-
-static void *server_main(void *arg)
-{
-    struct server *s = arg;
-
-    event_base_dispatch(s->base);
-    return NULL;
-}
-
-static int server_start(struct server *s)
-{
-    struct evhttp_bound_socket *bound;
-    struct sockaddr_in sin;
-    socklen_t len = sizeof(sin);
-
-    s->base = event_base_new();
-    s->http = s->base ? evhttp_new(s->base) : NULL;
-    if (!s->http)
-        return -1;
-    atomic_store(&s->requests, 0);
-    evhttp_set_gencb(s->http, handle, s);
-    evhttp_set_timeout(s->http, 60);
-    bound = evhttp_bind_socket_with_handle(s->http, "127.0.0.1", 0);
-    if (!bound)
-        return -1;
-    if (getsockname(evhttp_bound_socket_get_fd(bound), (struct sockaddr *)&sin, &len) != 0)
-        return -1;
-    s->port = ntohs(sin.sin_port);
-    return pthread_create(&s->thread, NULL, server_main, s) == 0 ? 0 : -1;
-}
-
-static void server_stop(struct server *s)
-{
-    event_base_loopexit(s->base, NULL);
-    pthread_join(s->thread, NULL);
-    evhttp_free(s->http);
-    event_base_free(s->base);
-}
-
-static int server_requests(struct server *s)
-{
-    return atomic_load(&s->requests);
 }
 
 /* ---- the client side ---- */
@@ -261,7 +194,7 @@ static bool outcome_done(void *arg)
     return ((struct outcome *)arg)->calls > 0;
 }
 
-static void url_for(struct server *s, const char *path, char *out, size_t n)
+static void url_for(struct ig_fake_http *s, const char *path, char *out, size_t n)
 {
     snprintf(out, n, "http://127.0.0.1:%d%s", s->port, path);
 }
@@ -298,8 +231,8 @@ static int setup(void **state)
 
     fx->base = event_base_new();
     fx->tp = ig_transport_new(fx->base);
-    atomic_store(&srv.requests, 0);
-    atomic_store(&proxy.requests, 0);
+    ig_fake_http_reset(&srv);
+    ig_fake_http_reset(&proxy);
     completed = 0;
     *state = fx;
     return 0;
@@ -342,7 +275,7 @@ static void test_fetch__loopback_allowed_ok(void **state)
     assert_int_equal(out.len, 1024);
     assert_string_equal(out.ctype, "image/png");
     assert_string_equal(out.msg, "");
-    assert_int_equal(server_requests(&srv), 1);
+    assert_int_equal(ig_fake_http_requests(&srv), 1);
 }
 
 static void test_fetch__user_agent(void **state)
@@ -375,7 +308,7 @@ static void test_fetch__loopback_blocked_by_default(void **state)
         assert_int_equal(out.len, 0);
     }
     assert_string_equal(out.msg, "address ::ffff:127.0.0.1 is loopback");
-    assert_int_equal(server_requests(&srv), 0);
+    assert_int_equal(ig_fake_http_requests(&srv), 0);
 }
 
 static void test_fetch__too_big_content_length(void **state)
@@ -503,7 +436,7 @@ static void test_fetch__redirect_not_followed(void **state)
     assert_int_equal(out.status, 302);
     assert_string_equal(out.msg, "reference redirected (redirects are not followed)");
     assert_int_equal(out.len, 0);
-    assert_int_equal(server_requests(&srv), 1);
+    assert_int_equal(ig_fake_http_requests(&srv), 1);
 }
 
 static void test_fetch__redirect_followed(void **state)
@@ -516,7 +449,7 @@ static void test_fetch__redirect_followed(void **state)
     assert_int_equal(out.err, IG_OK);
     assert_int_equal(out.status, 200);
     assert_int_equal(out.len, 1024); /* the redirect bodies are not part of it */
-    assert_int_equal(server_requests(&srv), 3);
+    assert_int_equal(ig_fake_http_requests(&srv), 3);
 }
 
 static void test_fetch__redirect_chain_too_long(void **state)
@@ -528,7 +461,7 @@ static void test_fetch__redirect_chain_too_long(void **state)
     fetch_path(*state, "/redirect?n=10", &o, &out);
     assert_int_equal(out.err, IG_E_REFERENCE);
     assert_non_null(strstr(out.msg, "more than 3"));
-    assert_int_equal(server_requests(&srv), 4);
+    assert_int_equal(ig_fake_http_requests(&srv), 4);
 }
 
 static void test_fetch__redirect_to_file_refused(void **state)
@@ -592,17 +525,17 @@ static void test_fetch__proxy_env_ignored(void **state)
     memset(&out, 0, sizeof(out));
     assert_int_equal(ig_transport_add(fx->tp, easy, on_raw_done, &out), IG_OK);
     assert_true(run_until(fx->base, outcome_done, &out, 10000));
-    assert_int_equal(server_requests(&proxy), 1);
-    atomic_store(&proxy.requests, 0);
-    atomic_store(&srv.requests, 0);
+    assert_int_equal(ig_fake_http_requests(&proxy), 1);
+    ig_fake_http_reset(&proxy);
+    ig_fake_http_reset(&srv);
 
     loopback_opts(&o);
     fetch_path(fx, "/ok", &o, &out);
     set_proxy_env(NULL);
     assert_int_equal(out.err, IG_OK);
     assert_int_equal(out.len, 1024);
-    assert_int_equal(server_requests(&srv), 1);
-    assert_int_equal(server_requests(&proxy), 0);
+    assert_int_equal(ig_fake_http_requests(&srv), 1);
+    assert_int_equal(ig_fake_http_requests(&proxy), 0);
 }
 
 #define CONCURRENT 200
@@ -632,7 +565,7 @@ static void test_fetch__concurrent(void **state)
         assert_int_equal(outs[i].len, 1024);
     }
     assert_int_equal(ig_transport_active(fx->tp), 0);
-    assert_int_equal(server_requests(&srv), CONCURRENT);
+    assert_int_equal(ig_fake_http_requests(&srv), CONCURRENT);
     free(outs);
 }
 
@@ -676,7 +609,7 @@ static bool raw_done(void *arg)
 
 static bool srv_has_request(void *arg)
 {
-    return server_requests(&srv) > 0;
+    return ig_fake_http_requests(&srv) > 0;
 }
 
 static bool never(void *arg)
@@ -731,7 +664,7 @@ static void test_fetch__transport_cancel_before_loop(void **state)
     run_until(fx->base, never, NULL, 100);
     assert_int_equal(r.calls, 1);
     assert_int_equal(r.rc, CURLE_ABORTED_BY_CALLBACK);
-    assert_int_equal(server_requests(&srv), 0);
+    assert_int_equal(ig_fake_http_requests(&srv), 0);
 }
 
 static void test_fetch__transport_free_aborts(void **state)
@@ -760,15 +693,15 @@ static int group_setup(void **state)
         return -1;
     if (evthread_use_pthreads() != 0)
         return -1;
-    if (server_start(&srv) != 0 || server_start(&proxy) != 0)
+    if (ig_fake_http_start(&srv, handle, NULL) != 0 || ig_fake_http_start(&proxy, handle, NULL) != 0)
         return -1;
     return 0;
 }
 
 static int group_teardown(void **state)
 {
-    server_stop(&srv);
-    server_stop(&proxy);
+    ig_fake_http_stop(&srv);
+    ig_fake_http_stop(&proxy);
     curl_global_cleanup();
     libevent_global_shutdown();
     return 0;

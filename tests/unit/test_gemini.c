@@ -7,10 +7,8 @@
  * 127.0.0.0/8 (the proxy variables are cleared so a developer's proxy is not used). */
 #include "base/base.h"
 
-#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -25,10 +23,7 @@
 #include <cmocka.h>
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
-#include <event2/buffer.h>
 #include <event2/event.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 #include <event2/thread.h>
 #include <openssl/evp.h>
 
@@ -38,6 +33,7 @@
 #include "provider/channel.h"
 #include "provider/gemini_wire.h"
 #include "provider/provider.h"
+#include "support/support.h"
 
 /* ---- helpers ---- */
 
@@ -722,12 +718,7 @@ struct reply {
 #define MAX_SEEN   8
 
 struct server {
-    struct event_base *base;
-    struct evhttp *http;
-    pthread_t thread;
-    int port;
-    atomic_int requests;
-    pthread_mutex_t mu;
+    struct ig_fake_http http;
     struct reply script[MAX_SCRIPT]; /* reply i to request i (the last repeats) */
     int nscript;
     char path[MAX_SEEN][256];
@@ -738,12 +729,11 @@ struct server {
 
 static struct server srv;
 
-static void reply_image(struct evhttp_request *req, int idx)
+static void reply_image(struct ig_fake_req *rq, int idx)
 {
     char tag[16];
     unsigned char *img;
     char *part, *body;
-    struct evbuffer *b = evbuffer_new();
 
     snprintf(tag, sizeof(tag), "img%d", idx);
     img = image_bytes(tag, 200);
@@ -752,127 +742,71 @@ static void reply_image(struct evhttp_request *req, int idx)
                          "{\"promptTokenCount\":10,\"candidatesTokenCount\":1290,"
                          "\"candidatesTokensDetails\":[{\"modality\":\"IMAGE\",\"tokenCount\":"
                          "1290}]}");
-    evbuffer_add(b, body, strlen(body));
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
-    evhttp_send_reply(req, 200, "OK", b);
-    evbuffer_free(b);
+    ig_fake_reply_str(rq, 200, "application/json", body);
     free(body);
     free(part);
     free(img);
 }
 
-static void handle(struct evhttp_request *req, void *arg)
+static void handle(struct ig_fake_req *rq, void *arg)
 {
     struct server *s = arg;
-    struct evkeyvalq *in = evhttp_request_get_input_headers(req);
-    struct evbuffer *ib = evhttp_request_get_input_buffer(req);
-    int idx = atomic_fetch_add(&s->requests, 1);
+    int idx = rq->index;
     struct reply r;
-    const char *v;
 
-    pthread_mutex_lock(&s->mu);
+    ig_fake_http_lock(&s->http);
     if (idx < MAX_SEEN) {
-        size_t n = evbuffer_get_length(ib);
-
-        snprintf(s->path[idx], sizeof(s->path[idx]), "%s", evhttp_request_get_uri(req));
-        v = evhttp_find_header(in, "x-goog-api-key");
-        snprintf(s->key[idx], sizeof(s->key[idx]), "%s", v ? v : "");
-        v = evhttp_find_header(in, "Content-Type");
-        snprintf(s->ctype[idx], sizeof(s->ctype[idx]), "%s", v ? v : "");
+        snprintf(s->path[idx], sizeof(s->path[idx]), "%s", rq->uri);
+        ig_fake_header_copy(rq, "x-goog-api-key", s->key[idx], sizeof(s->key[idx]));
+        ig_fake_header_copy(rq, "Content-Type", s->ctype[idx], sizeof(s->ctype[idx]));
         free(s->body[idx]);
-        s->body[idx] = ig_xmalloc(n + 1);
-        evbuffer_copyout(ib, s->body[idx], n);
-        s->body[idx][n] = '\0';
+        s->body[idx] = ig_xmalloc(rq->body_len + 1);
+        memcpy(s->body[idx], rq->body, rq->body_len + 1);
     }
     r = s->script[idx < s->nscript ? idx : s->nscript - 1];
-    pthread_mutex_unlock(&s->mu);
+    ig_fake_http_unlock(&s->http);
 
     switch (r.kind) {
     case R_IMAGE:
-        reply_image(req, idx);
+        reply_image(rq, idx);
         break;
-    case R_STATUS: {
-        struct evbuffer *b = evbuffer_new();
-
-        evbuffer_add(b, r.body, strlen(r.body));
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-                          "application/json; charset=UTF-8");
+    case R_STATUS:
         if (r.retry_after)
-            evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", r.retry_after);
-        evhttp_send_reply(req, r.status, "X", b);
-        evbuffer_free(b);
+            ig_fake_reply_header(rq, "Retry-After", r.retry_after);
+        ig_fake_reply_str(rq, r.status, "application/json; charset=UTF-8", r.body);
         break;
-    }
     case R_BIG: {
-        struct evbuffer *b = evbuffer_new();
         char *data = ig_xmalloc(64 * 1024);
 
         memset(data, ' ', 64 * 1024);
-        evbuffer_add(b, data, 64 * 1024);
-        evhttp_send_reply(req, 200, "OK", b);
-        evbuffer_free(b);
+        ig_fake_reply(rq, 200, NULL, data, 64 * 1024);
         free(data);
         break;
     }
     case R_STALL:
-        break; /* never answer: evhttp_free() reclaims it */
+        break; /* never answer: ig_fake_http_stop() reclaims it */
     }
-}
-
-static void *server_main(void *arg)
-{
-    struct server *s = arg;
-
-    event_base_dispatch(s->base);
-    return NULL;
-}
-
-static int server_start(struct server *s)
-{
-    struct evhttp_bound_socket *bound;
-    struct sockaddr_in sin;
-    socklen_t len = sizeof(sin);
-
-    pthread_mutex_init(&s->mu, NULL);
-    s->base = event_base_new();
-    s->http = s->base ? evhttp_new(s->base) : NULL;
-    if (!s->http)
-        return -1;
-    evhttp_set_gencb(s->http, handle, s);
-    evhttp_set_timeout(s->http, 60);
-    evhttp_set_max_body_size(s->http, 64 * 1024 * 1024);
-    bound = evhttp_bind_socket_with_handle(s->http, "127.0.0.1", 0);
-    if (!bound)
-        return -1;
-    if (getsockname(evhttp_bound_socket_get_fd(bound), (struct sockaddr *)&sin, &len) != 0)
-        return -1;
-    s->port = ntohs(sin.sin_port);
-    return pthread_create(&s->thread, NULL, server_main, s) == 0 ? 0 : -1;
 }
 
 static void server_stop(struct server *s)
 {
-    event_base_loopexit(s->base, NULL);
-    pthread_join(s->thread, NULL);
-    evhttp_free(s->http);
-    event_base_free(s->base);
+    ig_fake_http_stop(&s->http);
     for (int i = 0; i < MAX_SEEN; i++)
         free(s->body[i]);
-    pthread_mutex_destroy(&s->mu);
 }
 
 static void script(int n, ...)
 {
     va_list ap;
 
-    pthread_mutex_lock(&srv.mu);
+    ig_fake_http_lock(&srv.http);
     va_start(ap, n);
     for (int i = 0; i < n && i < MAX_SCRIPT; i++)
         srv.script[i] = va_arg(ap, struct reply);
     va_end(ap);
     srv.nscript = n;
-    pthread_mutex_unlock(&srv.mu);
-    atomic_store(&srv.requests, 0);
+    ig_fake_http_unlock(&srv.http);
+    ig_fake_http_reset(&srv.http);
 }
 
 /* ---- the client side ---- */
@@ -908,7 +842,7 @@ static int live_setup(void **state)
     l->tp = ig_transport_new(l->base);
     snprintf(c->name, sizeof(c->name), "gem-test");
     c->type = IG_CHANNEL_GEMINI;
-    snprintf(c->base_url, sizeof(c->base_url), "http://127.0.0.1:%d", srv.port);
+    snprintf(c->base_url, sizeof(c->base_url), "http://127.0.0.1:%d", srv.http.port);
     c->nkeys = 2;
     snprintf(c->keys[0], sizeof(c->keys[0]), "AIzaKEY-one-secret");
     snprintf(c->keys[1], sizeof(c->keys[1]), "AIzaKEY-two-secret");
@@ -987,13 +921,13 @@ static void test_gemini__live_success(void **state)
     assert_false(job->maybe_executed);
     assert_false(job->auth_failed);
 
-    assert_int_equal(atomic_load(&srv.requests), 1);
-    pthread_mutex_lock(&srv.mu);
+    assert_int_equal(ig_fake_http_requests(&srv.http), 1);
+    ig_fake_http_lock(&srv.http);
     assert_string_equal(srv.path[0], "/v1beta/models/gemini-2.5-flash-image:generateContent");
     assert_string_equal(srv.key[0], "AIzaKEY-one-secret");
     assert_string_equal(srv.ctype[0], "application/json");
     root = cJSON_Parse(srv.body[0]);
-    pthread_mutex_unlock(&srv.mu);
+    ig_fake_http_unlock(&srv.http);
     assert_non_null(root);
     assert_string_equal(
         path(cJSON_GetArrayItem(path(cJSON_GetArrayItem(path(root, "contents"), 0), "parts"), 0),
@@ -1172,7 +1106,7 @@ static void test_gemini__live_two_images(void **state)
     run_job(l);
     assert_int_equal(job->err, IG_OK);
     assert_string_equal(job->errmsg, "");
-    assert_int_equal(atomic_load(&srv.requests), 2);
+    assert_int_equal(ig_fake_http_requests(&srv.http), 2);
     assert_int_equal(job->nimages, 2);
     assert_int_equal(job->usage.images, 2);
     assert_int_equal(job->usage.image_tokens, 2 * 1290);
@@ -1180,13 +1114,13 @@ static void test_gemini__live_two_images(void **state)
     /* Each transfer asked once; the two answers are different images. */
     assert_memory_not_equal(job->images[0].data + 8, job->images[1].data + 8, 4);
     /* The keys went round robin. */
-    pthread_mutex_lock(&srv.mu);
+    ig_fake_http_lock(&srv.http);
     for (int i = 0; i < 2; i++) {
         k1 = k1 || strcmp(srv.key[i], "AIzaKEY-one-secret") == 0;
         k2 = k2 || strcmp(srv.key[i], "AIzaKEY-two-secret") == 0;
         assert_string_equal(srv.body[i], srv.body[0]); /* the same body for both */
     }
-    pthread_mutex_unlock(&srv.mu);
+    ig_fake_http_unlock(&srv.http);
     assert_true(k1 && k2);
 }
 
@@ -1284,9 +1218,9 @@ static void test_gemini__live_large_reference(void **state)
     /* No 100-continue round (libcurl waits up to 1 s for it on bodies over 1 MB). */
     assert_true(ig_mono_ms() - t0 < 900);
     assert_int_equal(job->err, IG_OK);
-    pthread_mutex_lock(&srv.mu);
+    ig_fake_http_lock(&srv.http);
     root = cJSON_Parse(srv.body[0]);
-    pthread_mutex_unlock(&srv.mu);
+    ig_fake_http_unlock(&srv.http);
     assert_non_null(root);
     parts = path(cJSON_GetArrayItem(path(root, "contents"), 0), "parts");
     assert_int_equal(cJSON_GetArraySize(parts), 2);
@@ -1394,7 +1328,7 @@ static int group_setup(void **state)
         return -1;
     if (evthread_use_pthreads() != 0)
         return -1;
-    return server_start(&srv);
+    return ig_fake_http_start(&srv.http, handle, &srv);
 }
 
 static int group_teardown(void **state)

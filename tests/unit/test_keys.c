@@ -5,8 +5,6 @@
 #include "policy/keys.h"
 #include "store/store.h"
 
-#include <dirent.h>
-#include <errno.h>
 #include <limits.h>
 #include <setjmp.h>
 #include <sqlite3.h>
@@ -16,10 +14,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "support/support.h"
 
 static const char b62[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
@@ -173,43 +172,14 @@ struct fx {
     struct ig_store *s;
 };
 
-static void tmpdir_remove(const char *dir)
-{
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    char p[PATH_MAX + 300];
-
-    if (!d)
-        return;
-    while ((e = readdir(d))) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
-        unlink(p);
-    }
-    closedir(d);
-    rmdir(dir);
-}
-
 static int store_setup(void **state)
 {
     struct fx *f = ig_xcalloc(1, sizeof(*f));
-    const char *base = getenv("IG_TEST_TMP");
-    struct ig_errbuf eb;
 
-    if (!base || !*base)
-        base = "/tmp";
-    if (mkdir(base, 0700) != 0 && errno != EEXIST)
-        fail_msg("cannot create %s", base);
-    snprintf(f->dir, sizeof(f->dir), "%s/keys.XXXXXX", base);
-    assert_non_null(mkdtemp(f->dir));
+    ig_test_tmpdir(f->dir, sizeof(f->dir), "keys");
     snprintf(f->db, sizeof(f->db), "%s/imagegate.db", f->dir);
     snprintf(f->dsn, sizeof(f->dsn), "sqlite:%s", f->db);
-    ig_errbuf_clear(&eb);
-    if (ig_store_open(&f->s, f->dsn, &eb) != IG_OK)
-        fail_msg("open: %s", eb.msg);
-    if (ig_store_migrate(f->s, &eb) != IG_OK)
-        fail_msg("migrate: %s", eb.msg);
+    f->s = ig_test_open_store(f->dsn);
     *state = f;
     return 0;
 }
@@ -219,7 +189,7 @@ static int store_teardown(void **state)
     struct fx *f = *state;
 
     ig_store_close(f->s);
-    tmpdir_remove(f->dir);
+    ig_test_rmdir(f->dir);
     free(f);
     return 0;
 }

@@ -7,7 +7,6 @@
  * variables are cleared so a developer's proxy is not used). */
 #include "base/base.h"
 
-#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -25,10 +24,7 @@
 #include <cmocka.h>
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
-#include <event2/buffer.h>
 #include <event2/event.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 #include <event2/thread.h>
 #include <openssl/evp.h>
 
@@ -37,6 +33,7 @@
 #include "net/transport.h"
 #include "provider/channel.h"
 #include "provider/provider.h"
+#include "support/support.h"
 
 /* ---- helpers ---- */
 
@@ -132,13 +129,9 @@ struct reply {
 #define FILE_LEN   777
 
 struct server {
-    struct event_base *base;
-    struct evhttp *http;
-    pthread_t thread;
-    int port;
+    struct ig_fake_http http;
     atomic_int requests; /* API calls */
     atomic_int files;    /* /files/ downloads */
-    pthread_mutex_t mu;
     struct reply script[MAX_SCRIPT]; /* reply i to API call i (the last repeats) */
     int nscript;
     char path[MAX_SEEN][256];
@@ -171,133 +164,77 @@ static char *subst_port(const char *body, int port)
     return ig_buf_detach(&b, &len);
 }
 
-static void handle(struct evhttp_request *req, void *arg)
+static void handle(struct ig_fake_req *rq, void *arg)
 {
     struct server *s = arg;
-    struct evkeyvalq *in = evhttp_request_get_input_headers(req);
-    struct evbuffer *ib = evhttp_request_get_input_buffer(req);
-    struct evkeyvalq *outh = evhttp_request_get_output_headers(req);
-    const char *uri = evhttp_request_get_uri(req);
     struct reply r;
-    const char *v;
     int idx;
 
-    if (strncmp(uri, "/files/", 7) == 0) {
-        struct evbuffer *b = evbuffer_new();
-        unsigned char *img = file_bytes(uri + 7);
+    if (strncmp(rq->uri, "/files/", 7) == 0) {
+        unsigned char *img = file_bytes(rq->uri + 7);
 
         atomic_fetch_add(&s->files, 1);
-        evbuffer_add(b, img, FILE_LEN);
-        evhttp_add_header(outh, "Content-Type", "image/png");
-        evhttp_send_reply(req, 200, "OK", b);
-        evbuffer_free(b);
+        ig_fake_reply(rq, 200, "image/png", img, FILE_LEN);
         free(img);
         return;
     }
     idx = atomic_fetch_add(&s->requests, 1);
-    pthread_mutex_lock(&s->mu);
+    ig_fake_http_lock(&s->http);
     if (idx < MAX_SEEN) {
-        size_t n = evbuffer_get_length(ib);
-
-        snprintf(s->path[idx], sizeof(s->path[idx]), "%s", uri);
-        v = evhttp_find_header(in, "Authorization");
-        snprintf(s->auth[idx], sizeof(s->auth[idx]), "%s", v ? v : "");
-        v = evhttp_find_header(in, "Content-Type");
-        snprintf(s->ctype[idx], sizeof(s->ctype[idx]), "%s", v ? v : "");
+        snprintf(s->path[idx], sizeof(s->path[idx]), "%s", rq->uri);
+        ig_fake_header_copy(rq, "Authorization", s->auth[idx], sizeof(s->auth[idx]));
+        ig_fake_header_copy(rq, "Content-Type", s->ctype[idx], sizeof(s->ctype[idx]));
         free(s->body[idx]);
-        s->body[idx] = ig_xmalloc(n + 1);
-        evbuffer_copyout(ib, s->body[idx], n);
-        s->body[idx][n] = '\0';
-        s->body_len[idx] = n;
+        s->body[idx] = ig_xmalloc(rq->body_len + 1);
+        memcpy(s->body[idx], rq->body, rq->body_len + 1);
+        s->body_len[idx] = rq->body_len;
     }
     r = s->script[idx < s->nscript ? idx : s->nscript - 1];
-    pthread_mutex_unlock(&s->mu);
+    ig_fake_http_unlock(&s->http);
 
     switch (r.kind) {
     case R_JSON: {
-        struct evbuffer *b = evbuffer_new();
-        char *body = subst_port(r.body, s->port);
+        char *body = subst_port(r.body, s->http.port);
 
-        evbuffer_add(b, body, strlen(body));
-        evhttp_add_header(outh, "Content-Type", "application/json");
         if (r.retry_after)
-            evhttp_add_header(outh, "Retry-After", r.retry_after);
+            ig_fake_reply_header(rq, "Retry-After", r.retry_after);
         if (r.retry_after_ms)
-            evhttp_add_header(outh, "retry-after-ms", r.retry_after_ms);
-        evhttp_send_reply(req, r.status, "X", b);
-        evbuffer_free(b);
+            ig_fake_reply_header(rq, "retry-after-ms", r.retry_after_ms);
+        ig_fake_reply_str(rq, r.status, "application/json", body);
         free(body);
         break;
     }
     case R_BIG: {
-        struct evbuffer *b = evbuffer_new();
         char *data = ig_xmalloc(64 * 1024);
 
         memset(data, ' ', 64 * 1024);
-        evbuffer_add(b, data, 64 * 1024);
-        evhttp_send_reply(req, 200, "OK", b);
-        evbuffer_free(b);
+        ig_fake_reply(rq, 200, NULL, data, 64 * 1024);
         free(data);
         break;
     }
     case R_STALL:
-        break; /* never answer: evhttp_free() reclaims it */
+        break; /* never answer: ig_fake_http_stop() reclaims it */
     }
-}
-
-static void *server_main(void *arg)
-{
-    struct server *s = arg;
-
-    event_base_dispatch(s->base);
-    return NULL;
-}
-
-static int server_start(struct server *s)
-{
-    struct evhttp_bound_socket *bound;
-    struct sockaddr_in sin;
-    socklen_t len = sizeof(sin);
-
-    pthread_mutex_init(&s->mu, NULL);
-    s->base = event_base_new();
-    s->http = s->base ? evhttp_new(s->base) : NULL;
-    if (!s->http)
-        return -1;
-    evhttp_set_gencb(s->http, handle, s);
-    evhttp_set_timeout(s->http, 60);
-    evhttp_set_max_body_size(s->http, 64 * 1024 * 1024);
-    bound = evhttp_bind_socket_with_handle(s->http, "127.0.0.1", 0);
-    if (!bound)
-        return -1;
-    if (getsockname(evhttp_bound_socket_get_fd(bound), (struct sockaddr *)&sin, &len) != 0)
-        return -1;
-    s->port = ntohs(sin.sin_port);
-    return pthread_create(&s->thread, NULL, server_main, s) == 0 ? 0 : -1;
 }
 
 static void server_stop(struct server *s)
 {
-    event_base_loopexit(s->base, NULL);
-    pthread_join(s->thread, NULL);
-    evhttp_free(s->http);
-    event_base_free(s->base);
+    ig_fake_http_stop(&s->http);
     for (int i = 0; i < MAX_SEEN; i++)
         free(s->body[i]);
-    pthread_mutex_destroy(&s->mu);
 }
 
 static void script(int n, ...)
 {
     va_list ap;
 
-    pthread_mutex_lock(&srv.mu);
+    ig_fake_http_lock(&srv.http);
     va_start(ap, n);
     for (int i = 0; i < n && i < MAX_SCRIPT; i++)
         srv.script[i] = va_arg(ap, struct reply);
     va_end(ap);
     srv.nscript = n;
-    pthread_mutex_unlock(&srv.mu);
+    ig_fake_http_unlock(&srv.http);
     atomic_store(&srv.requests, 0);
     atomic_store(&srv.files, 0);
 }
@@ -312,14 +249,14 @@ struct seen {
 
 static void seen_get(int idx, struct seen *sn)
 {
-    pthread_mutex_lock(&srv.mu);
+    ig_fake_http_lock(&srv.http);
     memcpy(sn->path, srv.path[idx], sizeof(sn->path));
     memcpy(sn->auth, srv.auth[idx], sizeof(sn->auth));
     memcpy(sn->ctype, srv.ctype[idx], sizeof(sn->ctype));
     sn->len = srv.body_len[idx];
     sn->body = ig_xmalloc(sn->len + 1);
     memcpy(sn->body, srv.body[idx] ? srv.body[idx] : "", srv.body[idx] ? sn->len + 1 : 1);
-    pthread_mutex_unlock(&srv.mu);
+    ig_fake_http_unlock(&srv.http);
 }
 
 /* An ImagesResponse with the given data items. */
@@ -375,7 +312,7 @@ static int live_setup(void **state)
     l->tp = ig_transport_new(l->base);
     snprintf(c->name, sizeof(c->name), "oa-test");
     c->type = IG_CHANNEL_OPENAI;
-    snprintf(c->base_url, sizeof(c->base_url), "http://127.0.0.1:%d", srv.port);
+    snprintf(c->base_url, sizeof(c->base_url), "http://127.0.0.1:%d", srv.http.port);
     c->nkeys = 2;
     snprintf(c->keys[0], sizeof(c->keys[0]), "sk-KEY-one-secret");
     snprintf(c->keys[1], sizeof(c->keys[1]), "sk-KEY-two-secret");
@@ -1007,7 +944,7 @@ static int group_setup(void **state)
         return -1;
     if (evthread_use_pthreads() != 0)
         return -1;
-    return server_start(&srv);
+    return ig_fake_http_start(&srv.http, handle, &srv);
 }
 
 static int group_teardown(void **state)

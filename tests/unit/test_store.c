@@ -4,8 +4,6 @@
 
 #include "store/store.h"
 
-#include <dirent.h>
-#include <errno.h>
 #include <limits.h>
 #include <setjmp.h>
 #include <sqlite3.h>
@@ -15,10 +13,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "support/support.h"
 
 #define NOW INT64_C(1767225600000) /* 2026-01-01T00:00:00Z */
 
@@ -28,46 +27,13 @@ struct fx {
     struct ig_store *s;
 };
 
-static void tmpdir_make(char *out, size_t n)
-{
-    const char *base = getenv("IG_TEST_TMP");
-
-    if (!base || !*base)
-        base = "/tmp";
-    if (mkdir(base, 0700) != 0 && errno != EEXIST)
-        fail_msg("cannot create %s", base);
-    snprintf(out, n, "%s/store.XXXXXX", base);
-    assert_non_null(mkdtemp(out));
-}
-
-static void tmpdir_remove(const char *dir)
-{
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    char p[PATH_MAX + 300];
-
-    if (!d)
-        return;
-    while ((e = readdir(d))) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
-        unlink(p);
-    }
-    closedir(d);
-    rmdir(dir);
-}
-
 static int setup(void **state)
 {
     struct fx *f = ig_xcalloc(1, sizeof(*f));
-    struct ig_errbuf eb;
 
-    ig_errbuf_clear(&eb);
-    tmpdir_make(f->dir, sizeof(f->dir));
+    ig_test_tmpdir(f->dir, sizeof(f->dir), "store");
     snprintf(f->path, sizeof(f->path), "sqlite:%s/imagegate.db", f->dir);
-    if (ig_store_open(&f->s, f->path, &eb) || ig_store_migrate(f->s, &eb))
-        fail_msg("store: %s", eb.msg);
+    f->s = ig_test_open_store(f->path);
     *state = f;
     return 0;
 }
@@ -77,7 +43,7 @@ static int teardown(void **state)
     struct fx *f = *state;
 
     ig_store_close(f->s);
-    tmpdir_remove(f->dir);
+    ig_test_rmdir(f->dir);
     free(f);
     return 0;
 }

@@ -7,28 +7,21 @@
  * address outside 127.0.0.0/8 (proxy variables are cleared). */
 #include "base/base.h"
 
-#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <cmocka.h>
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
-#include <event2/buffer.h>
 #include <event2/event.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 #include <event2/thread.h>
 #include <openssl/bio.h>
 #include <openssl/evp.h>
@@ -41,6 +34,7 @@
 #include "provider/channel.h"
 #include "provider/gauth.h"
 #include "provider/provider.h"
+#include "support/support.h"
 
 #define MODEL "gemini-2.5-flash-image"
 
@@ -274,11 +268,7 @@ static void test_vertex__load_errors(void **state)
 #define MAX_SEEN 16
 
 struct server {
-    struct event_base *base;
-    struct evhttp *http;
-    pthread_t thread;
-    int port;
-    pthread_mutex_t mu;
+    struct ig_fake_http http;
     /* token endpoint */
     int token_status;       /* 200, or an error status */
     int expires_in;
@@ -295,48 +285,33 @@ struct server {
 
 static struct server srv;
 
-static void reply(struct evhttp_request *req, int status, const char *body)
-{
-    struct evbuffer *b = evbuffer_new();
-
-    evbuffer_add(b, body, strlen(body));
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
-    evhttp_send_reply(req, status, "X", b);
-    evbuffer_free(b);
-}
-
-static void handle(struct evhttp_request *req, void *arg)
+static void handle(struct ig_fake_req *rq, void *arg)
 {
     struct server *s = arg;
-    struct evkeyvalq *in = evhttp_request_get_input_headers(req);
-    struct evbuffer *ib = evhttp_request_get_input_buffer(req);
-    const char *uri = evhttp_request_get_uri(req);
-    const char *v;
     char *body;
 
-    pthread_mutex_lock(&s->mu);
-    if (strcmp(uri, "/token") == 0) {
+    ig_fake_http_lock(&s->http);
+    if (strcmp(rq->uri, "/token") == 0) {
         int idx = s->ntoken++;
         int status = s->token_status, exp = s->expires_in;
-        size_t n = evbuffer_get_length(ib);
 
         if (idx < MAX_SEEN) {
-            s->token_body[idx] = ig_xmalloc(n + 1);
-            evbuffer_copyout(ib, s->token_body[idx], n);
-            s->token_body[idx][n] = '\0';
-            v = evhttp_find_header(in, "Content-Type");
-            snprintf(s->token_ctype[idx], sizeof(s->token_ctype[idx]), "%s", v ? v : "");
+            s->token_body[idx] = ig_xmalloc(rq->body_len + 1);
+            memcpy(s->token_body[idx], rq->body, rq->body_len + 1);
+            ig_fake_header_copy(rq, "Content-Type", s->token_ctype[idx],
+                                sizeof(s->token_ctype[idx]));
         }
-        pthread_mutex_unlock(&s->mu);
+        ig_fake_http_unlock(&s->http);
         if (status == 200) {
             body = ig_xasprintf("{\"access_token\":\"ya29.tok-%d\",\"expires_in\":%d,"
                                 "\"token_type\":\"Bearer\"}",
                                 idx + 1, exp);
-            reply(req, 200, body);
+            ig_fake_reply_str(rq, 200, "application/json", body);
             free(body);
         } else {
-            reply(req, status,
-                  "{\"error\":\"invalid_grant\",\"error_description\":\"Invalid JWT Signature.\"}");
+            ig_fake_reply_str(
+                rq, status, "application/json",
+                "{\"error\":\"invalid_grant\",\"error_description\":\"Invalid JWT Signature.\"}");
         }
         return;
     }
@@ -345,13 +320,11 @@ static void handle(struct evhttp_request *req, void *arg)
         int status = s->vertex_status;
 
         if (idx < MAX_SEEN) {
-            snprintf(s->path[idx], sizeof(s->path[idx]), "%s", uri);
-            v = evhttp_find_header(in, "x-goog-api-key");
-            snprintf(s->key[idx], sizeof(s->key[idx]), "%s", v ? v : "");
-            v = evhttp_find_header(in, "Authorization");
-            snprintf(s->auth[idx], sizeof(s->auth[idx]), "%s", v ? v : "");
+            snprintf(s->path[idx], sizeof(s->path[idx]), "%s", rq->uri);
+            ig_fake_header_copy(rq, "x-goog-api-key", s->key[idx], sizeof(s->key[idx]));
+            ig_fake_header_copy(rq, "Authorization", s->auth[idx], sizeof(s->auth[idx]));
         }
-        pthread_mutex_unlock(&s->mu);
+        ig_fake_http_unlock(&s->http);
         if (status == 200) {
             unsigned char *img = image_bytes("vtx0", 120);
             char *d = b64(img, 120);
@@ -363,50 +336,22 @@ static void handle(struct evhttp_request *req, void *arg)
                 "\"modelVersion\":\"" MODEL "\",\"createTime\":\"2026-01-01T00:00:00Z\","
                 "\"responseId\":\"vx-1\"}",
                 d);
-            reply(req, 200, body);
+            ig_fake_reply_str(rq, 200, "application/json", body);
             free(body);
             free(d);
             free(img);
         } else {
-            reply(req, status,
-                  "{\"error\":{\"code\":401,\"message\":\"Request had invalid authentication "
-                  "credentials: ya29.tok-1\",\"status\":\"UNAUTHENTICATED\"}}");
+            ig_fake_reply_str(rq, status, "application/json",
+                              "{\"error\":{\"code\":401,\"message\":\"Request had invalid "
+                              "authentication credentials: ya29.tok-1\",\"status\":"
+                              "\"UNAUTHENTICATED\"}}");
         }
     }
 }
 
-static void *server_main(void *arg)
-{
-    struct server *s = arg;
-
-    event_base_dispatch(s->base);
-    return NULL;
-}
-
-static int server_start(struct server *s)
-{
-    struct evhttp_bound_socket *bound;
-    struct sockaddr_in sin;
-    socklen_t len = sizeof(sin);
-
-    pthread_mutex_init(&s->mu, NULL);
-    s->base = event_base_new();
-    s->http = s->base ? evhttp_new(s->base) : NULL;
-    if (!s->http)
-        return -1;
-    evhttp_set_gencb(s->http, handle, s);
-    bound = evhttp_bind_socket_with_handle(s->http, "127.0.0.1", 0);
-    if (!bound)
-        return -1;
-    if (getsockname(evhttp_bound_socket_get_fd(bound), (struct sockaddr *)&sin, &len) != 0)
-        return -1;
-    s->port = ntohs(sin.sin_port);
-    return pthread_create(&s->thread, NULL, server_main, s) == 0 ? 0 : -1;
-}
-
 static void server_reset(int token_status, int expires_in, int vertex_status)
 {
-    pthread_mutex_lock(&srv.mu);
+    ig_fake_http_lock(&srv.http);
     for (int i = 0; i < MAX_SEEN; i++) {
         free(srv.token_body[i]);
         srv.token_body[i] = NULL;
@@ -415,17 +360,13 @@ static void server_reset(int token_status, int expires_in, int vertex_status)
     srv.expires_in = expires_in;
     srv.vertex_status = vertex_status;
     srv.ntoken = srv.nvertex = 0;
-    pthread_mutex_unlock(&srv.mu);
+    ig_fake_http_unlock(&srv.http);
 }
 
 static void server_stop(struct server *s)
 {
-    event_base_loopexit(s->base, NULL);
-    pthread_join(s->thread, NULL);
-    evhttp_free(s->http);
-    event_base_free(s->base);
-    server_reset(200, 0, 200);
-    pthread_mutex_destroy(&s->mu);
+    server_reset(200, 0, 200); /* frees the recorded token bodies */
+    ig_fake_http_stop(&s->http);
 }
 
 /* ---- the client side ---- */
@@ -494,9 +435,9 @@ static int live_setup(void **state)
     l->tp = ig_transport_new(l->base);
     snprintf(c->name, sizeof(c->name), "vx-test");
     c->type = IG_CHANNEL_VERTEX;
-    snprintf(c->base_url, sizeof(c->base_url), "http://127.0.0.1:%d", srv.port);
+    snprintf(c->base_url, sizeof(c->base_url), "http://127.0.0.1:%d", srv.http.port);
     snprintf(c->location, sizeof(c->location), "us-central1");
-    snprintf(c->token_url, sizeof(c->token_url), "http://127.0.0.1:%d/token", srv.port);
+    snprintf(c->token_url, sizeof(c->token_url), "http://127.0.0.1:%d/token", srv.http.port);
     c->timeout_ms = 5000;
     c->connect_timeout_ms = 2000;
     c->max_response_bytes = 1 << 20;
@@ -578,27 +519,27 @@ static void test_vertex__sa_one_exchange_for_parallel_jobs(void **state)
     run_jobs(l, NJOBS);
     for (int i = 0; i < NJOBS; i++)
         assert_image(&l->f[i].job);
-    pthread_mutex_lock(&srv.mu);
+    ig_fake_http_lock(&srv.http);
     assert_int_equal(srv.ntoken, 1);
     assert_int_equal(srv.nvertex, NJOBS);
     assert_string_equal(srv.token_ctype[0], "application/x-www-form-urlencoded");
     assert_true(strncmp(srv.token_body[0], prefix, strlen(prefix)) == 0);
-    snprintf(aud, sizeof(aud), "http://127.0.0.1:%d/token", srv.port);
+    snprintf(aud, sizeof(aud), "http://127.0.0.1:%d/token", srv.http.port);
     check_jwt(srv.token_body[0] + strlen(prefix), aud, -1);
     for (int i = 0; i < NJOBS; i++) {
         assert_string_equal(srv.path[i], SA_PATH);
         assert_string_equal(srv.auth[i], "Bearer ya29.tok-1");
         assert_string_equal(srv.key[i], "");
     }
-    pthread_mutex_unlock(&srv.mu);
+    ig_fake_http_unlock(&srv.http);
 
     /* Later jobs use the cached token. */
     run_jobs(l, 2);
-    pthread_mutex_lock(&srv.mu);
+    ig_fake_http_lock(&srv.http);
     assert_int_equal(srv.ntoken, 1);
     assert_int_equal(srv.nvertex, NJOBS + 2);
     assert_string_equal(srv.auth[NJOBS + 1], "Bearer ya29.tok-1");
-    pthread_mutex_unlock(&srv.mu);
+    ig_fake_http_unlock(&srv.http);
 }
 
 static void test_vertex__sa_refresh_after_expiry(void **state)
@@ -614,7 +555,7 @@ static void test_vertex__sa_refresh_after_expiry(void **state)
     ig_time_set_offset_ms(2000);
     run_jobs(l, 1);
     assert_image(&l->f[0].job);
-    pthread_mutex_lock(&srv.mu);
+    ig_fake_http_lock(&srv.http);
     assert_int_equal(srv.ntoken, 2);
     assert_int_equal(srv.nvertex, 3);
     assert_string_equal(srv.auth[1], "Bearer ya29.tok-1");
@@ -622,7 +563,7 @@ static void test_vertex__sa_refresh_after_expiry(void **state)
     /* The channel's project wins over the key file's. */
     assert_string_equal(srv.path[2], "/v1/projects/my-proj/locations/us-central1/publishers/"
                                      "google/models/" MODEL ":generateContent");
-    pthread_mutex_unlock(&srv.mu);
+    ig_fake_http_unlock(&srv.http);
 }
 
 static void test_vertex__sa_401_drops_token(void **state)
@@ -644,10 +585,10 @@ static void test_vertex__sa_401_drops_token(void **state)
     server_reset(200, 3600, 200);
     run_jobs(l, 1);
     assert_image(job);
-    pthread_mutex_lock(&srv.mu);
+    ig_fake_http_lock(&srv.http);
     assert_int_equal(srv.ntoken, 1);
     assert_string_equal(srv.auth[0], "Bearer ya29.tok-1");
-    pthread_mutex_unlock(&srv.mu);
+    ig_fake_http_unlock(&srv.http);
 }
 
 static void test_vertex__sa_token_refused(void **state)
@@ -665,10 +606,10 @@ static void test_vertex__sa_token_refused(void **state)
         assert_int_equal(job->nimages, 0);
         assert_non_null(strstr(job->errmsg, "invalid_grant"));
     }
-    pthread_mutex_lock(&srv.mu);
+    ig_fake_http_lock(&srv.http);
     assert_int_equal(srv.ntoken, 1);
     assert_int_equal(srv.nvertex, 0);
-    pthread_mutex_unlock(&srv.mu);
+    ig_fake_http_unlock(&srv.http);
 }
 
 static void test_vertex__sa_token_endpoint_down(void **state)
@@ -682,9 +623,9 @@ static void test_vertex__sa_token_endpoint_down(void **state)
     assert_int_not_equal(job->err, IG_OK);
     assert_true(job->retryable);
     assert_false(job->auth_failed);
-    pthread_mutex_lock(&srv.mu);
+    ig_fake_http_lock(&srv.http);
     assert_int_equal(srv.nvertex, 0);
-    pthread_mutex_unlock(&srv.mu);
+    ig_fake_http_unlock(&srv.http);
 }
 
 static void test_vertex__sa_bad_file(void **state)
@@ -710,12 +651,12 @@ static void test_vertex__express_mode(void **state)
     l->p = ig_provider_vertex_new(&l->ch);
     run_jobs(l, 1);
     assert_image(&l->f[0].job);
-    pthread_mutex_lock(&srv.mu);
+    ig_fake_http_lock(&srv.http);
     assert_int_equal(srv.ntoken, 0);
     assert_string_equal(srv.path[0], "/v1/publishers/google/models/" MODEL ":generateContent");
     assert_string_equal(srv.key[0], "AQ.express-secret");
     assert_string_equal(srv.auth[0], "");
-    pthread_mutex_unlock(&srv.mu);
+    ig_fake_http_unlock(&srv.http);
 }
 
 static void test_vertex__access_token(void **state)
@@ -729,13 +670,13 @@ static void test_vertex__access_token(void **state)
     l->p = ig_provider_vertex_new(&l->ch);
     run_jobs(l, 1);
     assert_image(job);
-    pthread_mutex_lock(&srv.mu);
+    ig_fake_http_lock(&srv.http);
     assert_int_equal(srv.ntoken, 0);
     assert_string_equal(srv.path[0], "/v1/projects/p-123/locations/global/publishers/google/"
                                      "models/" MODEL ":generateContent");
     assert_string_equal(srv.auth[0], "Bearer fixed-token-xyz");
     assert_string_equal(srv.key[0], "");
-    pthread_mutex_unlock(&srv.mu);
+    ig_fake_http_unlock(&srv.http);
 
     /* 401: the channel's credentials were refused. */
     server_reset(200, 3600, 401);
@@ -787,7 +728,7 @@ static int group_setup(void **state)
         return -1;
     if (evthread_use_pthreads() != 0)
         return -1;
-    return server_start(&srv);
+    return ig_fake_http_start(&srv.http, handle, &srv);
 }
 
 static int group_teardown(void **state)

@@ -4,8 +4,6 @@
 
 #include "store/writer.h"
 
-#include <dirent.h>
-#include <errno.h>
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <limits.h>
@@ -17,10 +15,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "support/support.h"
 
 #define NOW INT64_C(1767225600000)
 
@@ -35,55 +34,14 @@ struct fx {
     int ndone, want;
 };
 
-static void tmpdir_make(char *out, size_t n)
-{
-    const char *base = getenv("IG_TEST_TMP");
-
-    if (!base || !*base)
-        base = "/tmp";
-    if (mkdir(base, 0700) != 0 && errno != EEXIST)
-        fail_msg("cannot create %s", base);
-    snprintf(out, n, "%s/writer.XXXXXX", base);
-    assert_non_null(mkdtemp(out));
-}
-
-static void tmpdir_remove(const char *dir)
-{
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    char p[PATH_MAX + 300];
-
-    if (!d)
-        return;
-    while ((e = readdir(d))) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
-        unlink(p);
-    }
-    closedir(d);
-    rmdir(dir);
-}
-
-static struct ig_store *open_store(const char *path)
-{
-    struct ig_store *s;
-    struct ig_errbuf eb;
-
-    ig_errbuf_clear(&eb);
-    if (ig_store_open(&s, path, &eb) || ig_store_migrate(s, &eb))
-        fail_msg("store: %s", eb.msg);
-    return s;
-}
-
 static int setup(void **state)
 {
     struct fx *f = ig_xcalloc(1, sizeof(*f));
 
-    tmpdir_make(f->dir, sizeof(f->dir));
+    ig_test_tmpdir(f->dir, sizeof(f->dir), "writer");
     snprintf(f->path, sizeof(f->path), "sqlite:%s/imagegate.db", f->dir);
-    f->w = ig_writer_new(open_store(f->path), 256);
-    f->reader = open_store(f->path);
+    f->w = ig_writer_new(ig_test_open_store(f->path), 256);
+    f->reader = ig_test_open_store(f->path);
     f->base = event_base_new();
     assert_non_null(f->base);
     f->mb = ig_mailbox_new(f->base);
@@ -100,27 +58,15 @@ static int teardown(void **state)
     ig_mailbox_free(f->mb);
     event_base_free(f->base);
     ig_store_close(f->reader);
-    tmpdir_remove(f->dir);
+    ig_test_rmdir(f->dir);
     free(f);
     return 0;
-}
-
-static void on_timeout(evutil_socket_t fd, short what, void *arg)
-{
-    event_base_loopbreak(arg);
 }
 
 /* Run the loop until f->ndone reaches f->want (or 60 s pass). */
 static void run_loop(struct fx *f)
 {
-    struct timeval tv = {60, 0};
-    struct event *timer = evtimer_new(f->base, on_timeout, f->base);
-
-    evtimer_add(timer, &tv);
-    while (f->ndone < f->want)
-        if (event_base_loop(f->base, EVLOOP_ONCE) != 0 || !evtimer_pending(timer, NULL))
-            break;
-    event_free(timer);
+    ig_test_run_until(f->base, &f->ndone, f->want, 60);
     assert_int_equal(f->ndone, f->want);
 }
 
@@ -348,7 +294,7 @@ static void test_writer__commit_failure_fails_whole_batch(void **state)
 {
     struct fx *f = *state;
     struct ig_writer *w;
-    struct ig_store *s = open_store(f->path);
+    struct ig_store *s = ig_test_open_store(f->path);
     struct item it[3];
     struct gate g;
 
@@ -423,12 +369,12 @@ static void test_writer__free_drains_and_data_is_durable(void **state)
     /* Free runs every queued job before it returns. */
     ig_writer_free(f->w);
     ig_store_close(f->reader);
-    s = open_store(f->path);
+    s = ig_test_open_store(f->path);
     assert_int_equal(ig_store_task_counts(s, counts), IG_OK);
     assert_int_equal(counts[IG_TASK_QUEUED], 300);
     ig_store_close(s);
-    f->reader = open_store(f->path);
-    f->w = ig_writer_new(open_store(f->path), 256);
+    f->reader = ig_test_open_store(f->path);
+    f->w = ig_writer_new(ig_test_open_store(f->path), 256);
 }
 
 static enum ig_err noop_job(struct ig_store *s, void *arg)
@@ -439,7 +385,7 @@ static enum ig_err noop_job(struct ig_store *s, void *arg)
 /* Time n inserts through a writer with the given batch bound. */
 static double inserts_per_second(const char *path, int n, int max_batch)
 {
-    struct ig_writer *w = ig_writer_new(open_store(path), max_batch);
+    struct ig_writer *w = ig_writer_new(ig_test_open_store(path), max_batch);
     int64_t t0 = ig_mono_ms(), ms;
 
     for (int i = 0; i < n; i++)
