@@ -15,12 +15,10 @@
  * the URL and the authorisation (a Bearer token, fixed or from an asynchronous source). */
 #include "base/base.h"
 
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include <curl/curl.h>
 
@@ -29,6 +27,7 @@
 #include "provider/gemini_int.h"
 #include "provider/gemini_wire.h"
 #include "provider/provider.h"
+#include "provider/upstream.h"
 
 #define USER_AGENT           "imagegate/0.1"
 #define DEFAULT_MAX_RESPONSE (64LL << 20)
@@ -47,9 +46,7 @@ struct gxfer {
     struct gjob *gj;
     int index;
     struct curl_slist *headers; /* holds the key: freed as soon as the transfer ends */
-    struct ig_buf resp;
-    bool toobig;
-    int64_t retry_after_ms; /* from a Retry-After header, -1 when none */
+    struct ig_upstream_rx rx;
     char errbuf[CURL_ERROR_SIZE];
     struct ig_job out;
 };
@@ -67,86 +64,7 @@ struct gjob {
     struct gxfer *x; /* n of them */
 };
 
-static void set_msg(struct ig_job *out, enum ig_err err, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_msg(struct ig_job *out, enum ig_err err, const char *fmt, ...)
-{
-    va_list ap;
-
-    out->err = err;
-    va_start(ap, fmt);
-    vsnprintf(out->errmsg, sizeof(out->errmsg), fmt, ap);
-    va_end(ap);
-}
-
-/* ---- curl callbacks ---- */
-
-static size_t write_cb(char *data, size_t size, size_t nmemb, void *userp)
-{
-    struct gxfer *x = userp;
-    size_t n = size * nmemb;
-
-    /* The cap applies to the decoded bytes: gzip from the upstream is decoded before here. */
-    if (ig_buf_add(&x->resp, data, n) != IG_OK) {
-        x->toobig = true;
-        return 0; /* CURLE_WRITE_ERROR: stop now */
-    }
-    return n;
-}
-
-static bool header_is(const char *line, size_t n, const char *name)
-{
-    size_t k = strlen(name);
-
-    return n > k && line[k] == ':' && strncasecmp(line, name, k) == 0;
-}
-
-static size_t header_cb(char *line, size_t size, size_t nitems, void *userp)
-{
-    struct gxfer *x = userp;
-    size_t n = size * nitems;
-
-    if (n > 5 && strncmp(line, "HTTP/", 5) == 0) {
-        x->retry_after_ms = -1; /* a new response (after a 100 Continue): forget the last */
-    } else if (header_is(line, n, "retry-after")) {
-        char v[128];
-        size_t k = strlen("retry-after:");
-        size_t len = n - k < sizeof(v) - 1 ? n - k : sizeof(v) - 1;
-
-        memcpy(v, line + k, len);
-        v[len] = '\0';
-        x->retry_after_ms = ig_gemini_parse_retry_after(v, ig_now_ms());
-    }
-    return n;
-}
-
 /* ---- classification ---- */
-
-/* Withhold a message that quotes one of the channel's keys or the Bearer token (an upstream
- * echoing it back). */
-static void redact(const struct gjob *gj, struct ig_job *out)
-{
-    const struct ig_channel *c = gj->g->c;
-    bool quoted = gj->bearer && gj->bearer[0] && strstr(out->errmsg, gj->bearer);
-
-    for (int i = 0; !quoted && i < c->nkeys && i < IG_CHANNEL_MAX_KEYS; i++)
-        quoted = c->keys[i][0] && strstr(out->errmsg, c->keys[i]);
-    if (quoted)
-        snprintf(out->errmsg, sizeof(out->errmsg),
-                 "upstream answered HTTP %d (its message quoted the %s and is withheld)",
-                 out->http_status, gj->bearer ? "access token" : "API key");
-}
-
-/* Was the whole body handed over? Only then may the upstream have run the request. */
-static bool body_sent(const struct gjob *gj, CURL *easy)
-{
-    curl_off_t pre = 0, up = 0;
-
-    curl_easy_getinfo(easy, CURLINFO_PRETRANSFER_TIME_T, &pre);
-    curl_easy_getinfo(easy, CURLINFO_SIZE_UPLOAD_T, &up);
-    return pre > 0 && up >= (curl_off_t)gj->body_len;
-}
 
 static void classify_http(struct gjob *gj, struct gxfer *x, long status)
 {
@@ -155,12 +73,12 @@ static void classify_http(struct gjob *gj, struct gxfer *x, long status)
     struct ig_gemini_error ge;
 
     if (status >= 200 && status <= 299) {
-        ig_gemini_parse_response(x->resp.data, x->resp.len, out);
+        ig_gemini_parse_response(x->rx.body.data, x->rx.body.len, out);
         return;
     }
-    ig_gemini_parse_error((int)status, x->resp.data, x->resp.len, &ge);
-    if (x->retry_after_ms >= 0)
-        out->retry_after_ms = x->retry_after_ms;
+    ig_gemini_parse_error((int)status, x->rx.body.data, x->rx.body.len, &ge);
+    if (x->rx.retry_after_ms >= 0)
+        out->retry_after_ms = x->rx.retry_after_ms;
     else if (ge.retry_after_ms > 0)
         out->retry_after_ms = ge.retry_after_ms;
     /* An invalid key is a 400 INVALID_ARGUMENT whose ErrorInfo says API_KEY_INVALID
@@ -169,102 +87,26 @@ static void classify_http(struct gjob *gj, struct gxfer *x, long status)
         (status == 400 && (strcmp(ge.reason, "API_KEY_INVALID") == 0 ||
                            strcmp(ge.reason, "API_KEY_EXPIRED") == 0))) {
         out->auth_failed = true;
-        set_msg(out, IG_E_UPSTREAM_SUBMIT,
-                "the upstream refused the %s of channel %s (HTTP %ld%s%s)",
-                gj->bearer ? "access token" : "API key", c->name, status, ge.status[0] ? " " : "",
-                ge.status);
+        ig_upstream_set_msg(out, IG_E_UPSTREAM_SUBMIT,
+                            "the upstream refused the %s of channel %s (HTTP %ld%s%s)",
+                            gj->bearer ? "access token" : "API key", c->name, status,
+                            ge.status[0] ? " " : "", ge.status);
         return;
     }
-    set_msg(out, IG_E_UPSTREAM_SUBMIT, "%s", ge.msg);
-    switch (status) {
-    case 408: /* the request did not arrive whole */
-    case 429:
-    case 502:
-    case 503:
-        out->retryable = true;
-        break;
-    case 504:
-        out->maybe_executed = true;
-        out->err = IG_E_UPSTREAM_TIMEOUT;
-        break;
-    default:
-        if (status >= 500) {
-            out->maybe_executed = true; /* 500 and the rest: it may have run */
-        } else {
-            out->err = IG_E_UPSTREAM_FAILED; /* 400, 404, ...: asking again changes nothing */
-            out->retry_after_ms = 0;
-        }
-        break;
-    }
+    ig_upstream_set_msg(out, IG_E_UPSTREAM_SUBMIT, "%s", ge.msg);
+    ig_upstream_classify_status(out, status, IG_E_UPSTREAM_FAILED);
 }
 
 static void classify(struct gjob *gj, struct gxfer *x, CURL *easy, CURLcode rc)
 {
-    const struct ig_channel *c = gj->g->c;
-    struct ig_job *out = &x->out;
-    curl_off_t down = 0;
-    long status = 0;
-    bool sent = body_sent(gj, easy);
+    bool sent = ig_upstream_body_sent(easy, (curl_off_t)gj->body_len);
+    long status;
 
-    curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_getinfo(easy, CURLINFO_SIZE_DOWNLOAD_T, &down);
-    out->http_status = (int)status;
-    out->bytes_in = (int64_t)down > (int64_t)x->resp.len ? (int64_t)down : (int64_t)x->resp.len;
-
-    if (x->toobig) {
-        out->maybe_executed = true; /* it ran: this is its answer */
-        set_msg(out, IG_E_UPSTREAM_FAILED, "upstream response exceeds %zu bytes", x->resp.max);
+    if (!ig_upstream_classify_transfer(&x->out, easy, rc, &x->rx, sent, gj->g->c->timeout_ms,
+                                       &status))
         return;
-    }
-    switch (rc) {
-    case CURLE_OK:
-        classify_http(gj, x, status);
-        redact(gj, out);
-        return;
-    case CURLE_COULDNT_RESOLVE_PROXY:
-    case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_COULDNT_CONNECT:
-    case CURLE_SSL_CONNECT_ERROR:
-    case CURLE_PEER_FAILED_VERIFICATION:
-        out->retryable = true;
-        set_msg(out, IG_E_UPSTREAM_SUBMIT, "could not reach the upstream: %s",
-                curl_easy_strerror(rc));
-        return;
-    case CURLE_OPERATION_TIMEDOUT:
-        if (!sent) {
-            out->retryable = true;
-            set_msg(out, IG_E_UPSTREAM_SUBMIT, "could not reach the upstream: %s",
-                    curl_easy_strerror(rc));
-        } else {
-            out->maybe_executed = true;
-            set_msg(out, IG_E_UPSTREAM_TIMEOUT, "the upstream did not answer within %d ms",
-                    c->timeout_ms);
-        }
-        return;
-    case CURLE_ABORTED_BY_CALLBACK:
-        out->maybe_executed = sent;
-        set_msg(out, IG_E_CANCELLED, "the upstream request was cancelled");
-        return;
-    case CURLE_GOT_NOTHING:
-    case CURLE_RECV_ERROR:
-    case CURLE_SEND_ERROR:
-    case CURLE_PARTIAL_FILE:
-    case CURLE_HTTP2:
-    case CURLE_HTTP2_STREAM:
-        /* The connection broke: before the whole body went, the upstream cannot have run it. */
-        out->maybe_executed = sent;
-        out->retryable = !sent;
-        set_msg(out, IG_E_UPSTREAM_SUBMIT, "the upstream connection failed: %s",
-                curl_easy_strerror(rc));
-        return;
-    default:
-        /* Anything else (a bad URL, a TLS setup error, corrupt gzip) is not worth repeating
-         * on this channel; once the body went it may have run. */
-        out->maybe_executed = sent;
-        set_msg(out, IG_E_UPSTREAM_SUBMIT, "the upstream request failed: %s",
-                curl_easy_strerror(rc));
-        return;
-    }
+    classify_http(gj, x, status);
+    ig_upstream_redact(gj->g->c, gj->bearer, &x->out);
 }
 
 /* ---- merging ---- */
@@ -363,7 +205,7 @@ static void gjob_free(struct gjob *gj)
 {
     for (int i = 0; gj->x && i < gj->n; i++) {
         curl_slist_free_all(gj->x[i].headers);
-        ig_buf_release(&gj->x[i].resp);
+        ig_buf_release(&gj->x[i].rx.body);
         ig_job_release(&gj->x[i].out);
     }
     free(gj->x);
@@ -439,7 +281,7 @@ static void xfer_done(CURL *easy, CURLcode rc, void *arg)
     curl_easy_cleanup(easy);
     curl_slist_free_all(x->headers);
     x->headers = NULL;
-    ig_buf_release(&x->resp);
+    ig_buf_release(&x->rx.body);
     if (--gj->pending == 0)
         finish(gj);
 }
@@ -474,10 +316,10 @@ static CURL *make_easy(struct gjob *gj, struct gxfer *x)
     /* Thousands of calls wait 5-120 s each: a 4 KiB receive buffer instead of libcurl's 16 KiB
      * keeps the memory of a waiting call small (a 4K image still arrives at full speed). */
     SET(CURLOPT_BUFFERSIZE, 4096L);
-    SET(CURLOPT_WRITEFUNCTION, write_cb);
-    SET(CURLOPT_WRITEDATA, x);
-    SET(CURLOPT_HEADERFUNCTION, header_cb);
-    SET(CURLOPT_HEADERDATA, x);
+    SET(CURLOPT_WRITEFUNCTION, ig_upstream_write_cb);
+    SET(CURLOPT_WRITEDATA, &x->rx);
+    SET(CURLOPT_HEADERFUNCTION, ig_upstream_header_cb);
+    SET(CURLOPT_HEADERDATA, &x->rx);
     SET(CURLOPT_USERAGENT, USER_AGENT);
     SET(CURLOPT_ERRORBUFFER, x->errbuf);
 #undef SET
@@ -570,8 +412,8 @@ static int launch(struct gjob *gj)
         curl_slist_free_all(x->headers);
         x->headers = NULL;
         x->out.retryable = true;
-        set_msg(&x->out, IG_E_INTERNAL, "%s: channel %s: the transfer could not start", g->v.name,
-                c->name);
+        ig_upstream_set_msg(&x->out, IG_E_INTERNAL, "%s: channel %s: the transfer could not start",
+                            g->v.name, c->name);
     }
     if (gj->pending > 0)
         ig_debug("%s: channel %s: %d transfers started, %zu request bytes", g->v.name, c->name,
@@ -598,8 +440,8 @@ static void token_ready(const char *token, enum ig_err err, const char *msg, voi
                 out->auth_failed = true;
             else
                 out->retryable = true; /* nothing went upstream */
-            set_msg(out, IG_E_UPSTREAM_SUBMIT, "%s: channel %s: no access token: %s",
-                    gj->g->v.name, c->name, msg && msg[0] ? msg : ig_strerror(err));
+            ig_upstream_set_msg(out, IG_E_UPSTREAM_SUBMIT, "%s: channel %s: no access token: %s",
+                                gj->g->v.name, c->name, msg && msg[0] ? msg : ig_strerror(err));
         }
     }
     finish(gj); /* nothing is running: the job ends here, on the loop */
@@ -645,9 +487,8 @@ static enum ig_err gemini_start(struct ig_provider *p, struct ig_job *job)
 
         x->gj = gj;
         x->index = i;
-        x->retry_after_ms = -1;
-        ig_buf_init(&x->resp, (size_t)(c->max_response_bytes > 0 ? c->max_response_bytes
-                                                                 : DEFAULT_MAX_RESPONSE));
+        ig_upstream_rx_init(&x->rx, (size_t)(c->max_response_bytes > 0 ? c->max_response_bytes
+                                                                       : DEFAULT_MAX_RESPONSE));
     }
     gj->url = g->v.url(g->v.vctx, c, model, msg, sizeof(msg));
     if (!gj->url) {

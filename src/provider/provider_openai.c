@@ -18,7 +18,6 @@
  * message; an upstream message quoting one is withheld. Logs never carry a body or base64. */
 #include "base/base.h"
 
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -37,6 +36,7 @@
 #include "provider/channel.h"
 #include "provider/gemini_wire.h"
 #include "provider/provider.h"
+#include "provider/upstream.h"
 
 #define USER_AGENT           "imagegate/0.1"
 #define DEFAULT_MAX_RESPONSE (64LL << 20)
@@ -66,10 +66,7 @@ struct ojob {
     size_t body_len;
     curl_mime *mime;     /* multipart body (edits) */
     struct curl_slist *headers; /* holds the key: freed as soon as the transfer ends */
-    struct ig_buf resp;
-    bool toobig;
-    int64_t retry_after_ms;    /* Retry-After, -1 when none */
-    int64_t retry_after_ms_ms; /* retry-after-ms, -1 when none */
+    struct ig_upstream_rx rx;
     char errbuf[CURL_ERROR_SIZE];
     int n;
     int64_t started_ms;
@@ -81,71 +78,6 @@ struct ojob {
     int fetch_failed;
     char fetch_msg[256];
 };
-
-static void set_msg(struct ig_job *out, enum ig_err err, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_msg(struct ig_job *out, enum ig_err err, const char *fmt, ...)
-{
-    va_list ap;
-
-    out->err = err;
-    va_start(ap, fmt);
-    vsnprintf(out->errmsg, sizeof(out->errmsg), fmt, ap);
-    va_end(ap);
-}
-
-/* ---- curl callbacks ---- */
-
-static size_t write_cb(char *data, size_t size, size_t nmemb, void *userp)
-{
-    struct ojob *oj = userp;
-    size_t n = size * nmemb;
-
-    if (ig_buf_add(&oj->resp, data, n) != IG_OK) {
-        oj->toobig = true;
-        return 0; /* CURLE_WRITE_ERROR: stop now */
-    }
-    return n;
-}
-
-static bool header_is(const char *line, size_t n, const char *name)
-{
-    size_t k = strlen(name);
-
-    return n > k && line[k] == ':' && strncasecmp(line, name, k) == 0;
-}
-
-static void header_value(const char *line, size_t n, size_t k, char *v, size_t vlen)
-{
-    size_t len = n - k < vlen - 1 ? n - k : vlen - 1;
-
-    memcpy(v, line + k, len);
-    v[len] = '\0';
-}
-
-static size_t header_cb(char *line, size_t size, size_t nitems, void *userp)
-{
-    struct ojob *oj = userp;
-    size_t n = size * nitems;
-    char v[128];
-
-    if (n > 5 && strncmp(line, "HTTP/", 5) == 0) {
-        oj->retry_after_ms = oj->retry_after_ms_ms = -1; /* a new response */
-    } else if (header_is(line, n, "retry-after-ms")) {
-        char *end;
-        double ms;
-
-        header_value(line, n, strlen("retry-after-ms:"), v, sizeof(v));
-        ms = strtod(v, &end);
-        if (end != v && ms >= 0 && ms < 1e11)
-            oj->retry_after_ms_ms = (int64_t)(ms + 0.999);
-    } else if (header_is(line, n, "retry-after")) {
-        header_value(line, n, strlen("retry-after:"), v, sizeof(v));
-        oj->retry_after_ms = ig_gemini_parse_retry_after(v, ig_now_ms());
-    }
-    return n;
-}
 
 /* ---- the answer ---- */
 
@@ -226,17 +158,17 @@ static void parse_success(struct ojob *oj)
 {
     const struct ig_channel *c = oj->o->c;
     struct ig_job *out = &oj->out;
-    cJSON *root = cJSON_ParseWithLengthOpts(oj->resp.data, oj->resp.len, NULL, 0);
+    cJSON *root = cJSON_ParseWithLengthOpts(oj->rx.body.data, oj->rx.body.len, NULL, 0);
     const cJSON *data, *usage, *item;
     int room = IG_MAX_OUTPUTS - oj->job->nimages;
 
     if (!cJSON_IsObject(root)) {
-        set_msg(out, IG_E_UPSTREAM_FAILED, "upstream returned a malformed response");
+        ig_upstream_set_msg(out, IG_E_UPSTREAM_FAILED, "upstream returned a malformed response");
         goto out;
     }
     data = cJSON_GetObjectItemCaseSensitive(root, "data");
     if (data && !cJSON_IsArray(data)) {
-        set_msg(out, IG_E_UPSTREAM_FAILED, "upstream returned a malformed response");
+        ig_upstream_set_msg(out, IG_E_UPSTREAM_FAILED, "upstream returned a malformed response");
         goto out;
     }
     usage = cJSON_GetObjectItemCaseSensitive(root, "usage");
@@ -252,7 +184,8 @@ static void parse_success(struct ojob *oj)
         struct oslot *s;
 
         if (!cJSON_IsObject(item)) {
-            set_msg(out, IG_E_UPSTREAM_FAILED, "upstream returned a malformed response");
+            ig_upstream_set_msg(out, IG_E_UPSTREAM_FAILED,
+                                "upstream returned a malformed response");
             goto out;
         }
         if (oj->nslots >= room)
@@ -260,7 +193,8 @@ static void parse_success(struct ojob *oj)
         s = &oj->slots[oj->nslots];
         if (cJSON_IsString(b) && b->valuestring[0]) {
             if (!b64_decode(b->valuestring, strlen(b->valuestring), &s->im)) {
-                set_msg(out, IG_E_UPSTREAM_FAILED, "upstream returned an image with bad base64");
+                ig_upstream_set_msg(out, IG_E_UPSTREAM_FAILED,
+                                    "upstream returned an image with bad base64");
                 goto out;
             }
             set_mime(&s->im);
@@ -351,19 +285,6 @@ static bool is_moderation(const struct oerr *e)
            strcmp(e->type, "image_generation_user_error") == 0 || strcasestr(e->msg, "safety");
 }
 
-/* Withhold a message that quotes one of the channel's keys. */
-static void redact(const struct ig_channel *c, struct ig_job *out)
-{
-    for (int i = 0; i < c->nkeys && i < IG_CHANNEL_MAX_KEYS; i++) {
-        if (c->keys[i][0] && strstr(out->errmsg, c->keys[i])) {
-            snprintf(out->errmsg, sizeof(out->errmsg),
-                     "upstream answered HTTP %d (its message quoted the API key and is withheld)",
-                     out->http_status);
-            return;
-        }
-    }
-}
-
 static void classify_http(struct ojob *oj, long status)
 {
     const struct ig_channel *c = oj->o->c;
@@ -374,118 +295,36 @@ static void classify_http(struct ojob *oj, long status)
         parse_success(oj);
         return;
     }
-    parse_error(oj->resp.data, oj->resp.len, &e);
-    if (oj->retry_after_ms_ms >= 0)
-        out->retry_after_ms = oj->retry_after_ms_ms;
-    else if (oj->retry_after_ms >= 0)
-        out->retry_after_ms = oj->retry_after_ms;
+    parse_error(oj->rx.body.data, oj->rx.body.len, &e);
+    if (oj->rx.retry_after_ms_ms >= 0)
+        out->retry_after_ms = oj->rx.retry_after_ms_ms;
+    else if (oj->rx.retry_after_ms >= 0)
+        out->retry_after_ms = oj->rx.retry_after_ms;
     if (status == 401 || status == 403) {
         out->auth_failed = true;
-        set_msg(out, IG_E_UPSTREAM_SUBMIT, "the upstream refused the API key of channel %s (HTTP %ld)",
-                c->name, status);
+        ig_upstream_set_msg(out, IG_E_UPSTREAM_SUBMIT,
+                            "the upstream refused the API key of channel %s (HTTP %ld)", c->name,
+                            status);
         return;
     }
     if (e.msg[0])
-        set_msg(out, IG_E_UPSTREAM_SUBMIT, "upstream %ld: %s", status, e.msg);
+        ig_upstream_set_msg(out, IG_E_UPSTREAM_SUBMIT, "upstream %ld: %s", status, e.msg);
     else
-        set_msg(out, IG_E_UPSTREAM_SUBMIT, "upstream %ld", status);
-    switch (status) {
-    case 408:
-    case 429:
-    case 502:
-    case 503:
-        out->retryable = true;
-        break;
-    case 504:
-        out->maybe_executed = true;
-        out->err = IG_E_UPSTREAM_TIMEOUT;
-        break;
-    default:
-        if (status >= 500) {
-            out->maybe_executed = true;
-        } else {
-            out->err = is_moderation(&e) ? IG_E_MODERATED : IG_E_UPSTREAM_FAILED;
-            out->retry_after_ms = 0;
-        }
-        break;
-    }
-}
-
-/* Was the whole body handed over? Only then may the upstream have run the request. */
-static bool body_sent(CURL *easy)
-{
-    curl_off_t pre = 0, up = 0, total = -1;
-
-    curl_easy_getinfo(easy, CURLINFO_PRETRANSFER_TIME_T, &pre);
-    curl_easy_getinfo(easy, CURLINFO_SIZE_UPLOAD_T, &up);
-    curl_easy_getinfo(easy, CURLINFO_CONTENT_LENGTH_UPLOAD_T, &total);
-    return pre > 0 && (total >= 0 ? up >= total : up > 0);
+        ig_upstream_set_msg(out, IG_E_UPSTREAM_SUBMIT, "upstream %ld", status);
+    ig_upstream_classify_status(out, status,
+                                is_moderation(&e) ? IG_E_MODERATED : IG_E_UPSTREAM_FAILED);
 }
 
 static void classify(struct ojob *oj, CURL *easy, CURLcode rc)
 {
-    const struct ig_channel *c = oj->o->c;
-    struct ig_job *out = &oj->out;
-    curl_off_t down = 0;
-    long status = 0;
-    bool sent = body_sent(easy);
+    bool sent = ig_upstream_body_sent(easy, -1);
+    long status;
 
-    curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_getinfo(easy, CURLINFO_SIZE_DOWNLOAD_T, &down);
-    out->http_status = (int)status;
-    out->bytes_in = (int64_t)down > (int64_t)oj->resp.len ? (int64_t)down : (int64_t)oj->resp.len;
-
-    if (oj->toobig) {
-        out->maybe_executed = true;
-        set_msg(out, IG_E_UPSTREAM_FAILED, "upstream response exceeds %zu bytes", oj->resp.max);
+    if (!ig_upstream_classify_transfer(&oj->out, easy, rc, &oj->rx, sent, oj->o->c->timeout_ms,
+                                       &status))
         return;
-    }
-    switch (rc) {
-    case CURLE_OK:
-        classify_http(oj, status);
-        redact(c, out);
-        return;
-    case CURLE_COULDNT_RESOLVE_PROXY:
-    case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_COULDNT_CONNECT:
-    case CURLE_SSL_CONNECT_ERROR:
-    case CURLE_PEER_FAILED_VERIFICATION:
-        out->retryable = true;
-        set_msg(out, IG_E_UPSTREAM_SUBMIT, "could not reach the upstream: %s",
-                curl_easy_strerror(rc));
-        return;
-    case CURLE_OPERATION_TIMEDOUT:
-        if (!sent) {
-            out->retryable = true;
-            set_msg(out, IG_E_UPSTREAM_SUBMIT, "could not reach the upstream: %s",
-                    curl_easy_strerror(rc));
-        } else {
-            out->maybe_executed = true;
-            set_msg(out, IG_E_UPSTREAM_TIMEOUT, "the upstream did not answer within %d ms",
-                    c->timeout_ms);
-        }
-        return;
-    case CURLE_ABORTED_BY_CALLBACK:
-        out->maybe_executed = sent;
-        set_msg(out, IG_E_CANCELLED, "the upstream request was cancelled");
-        return;
-    case CURLE_GOT_NOTHING:
-    case CURLE_RECV_ERROR:
-    case CURLE_SEND_ERROR:
-    case CURLE_PARTIAL_FILE:
-    case CURLE_HTTP2:
-    case CURLE_HTTP2_STREAM:
-        out->maybe_executed = sent;
-        out->retryable = !sent;
-        set_msg(out, IG_E_UPSTREAM_SUBMIT, "the upstream connection failed: %s",
-                curl_easy_strerror(rc));
-        return;
-    default:
-        out->maybe_executed = sent;
-        set_msg(out, IG_E_UPSTREAM_SUBMIT, "the upstream request failed: %s",
-                curl_easy_strerror(rc));
-        return;
-    }
+    classify_http(oj, status);
+    ig_upstream_redact(oj->o->c, NULL, &oj->out);
 }
 
 /* ---- finishing ---- */
@@ -494,7 +333,7 @@ static void ojob_free(struct ojob *oj)
 {
     curl_slist_free_all(oj->headers);
     curl_mime_free(oj->mime);
-    ig_buf_release(&oj->resp);
+    ig_buf_release(&oj->rx.body);
     for (int i = 0; i < oj->nslots; i++)
         ig_image_release(&oj->slots[i].im);
     ig_job_release(&oj->out);
@@ -576,7 +415,7 @@ static void xfer_done(CURL *easy, CURLcode rc, void *arg)
     oj->headers = NULL;
     curl_mime_free(oj->mime);
     oj->mime = NULL;
-    ig_buf_release(&oj->resp);
+    ig_buf_release(&oj->rx.body);
     if (oj->out.err != IG_OK) {
         /* a failed answer keeps no partial decode */
         for (int i = 0; i < oj->nslots; i++)
@@ -727,10 +566,10 @@ static CURL *make_easy(struct ojob *oj, const char *model)
     SET(CURLOPT_ACCEPT_ENCODING, "");
     SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
     SET(CURLOPT_BUFFERSIZE, 4096L);
-    SET(CURLOPT_WRITEFUNCTION, write_cb);
-    SET(CURLOPT_WRITEDATA, oj);
-    SET(CURLOPT_HEADERFUNCTION, header_cb);
-    SET(CURLOPT_HEADERDATA, oj);
+    SET(CURLOPT_WRITEFUNCTION, ig_upstream_write_cb);
+    SET(CURLOPT_WRITEDATA, &oj->rx);
+    SET(CURLOPT_HEADERFUNCTION, ig_upstream_header_cb);
+    SET(CURLOPT_HEADERDATA, &oj->rx);
     SET(CURLOPT_USERAGENT, USER_AGENT);
     SET(CURLOPT_ERRORBUFFER, oj->errbuf);
 #undef SET
@@ -790,9 +629,8 @@ static enum ig_err openai_start(struct ig_provider *p, struct ig_job *job)
     oj->job = job;
     oj->n = n;
     oj->started_ms = ig_mono_ms();
-    oj->retry_after_ms = oj->retry_after_ms_ms = -1;
-    ig_buf_init(&oj->resp, (size_t)(c->max_response_bytes > 0 ? c->max_response_bytes
-                                                              : DEFAULT_MAX_RESPONSE));
+    ig_upstream_rx_init(&oj->rx, (size_t)(c->max_response_bytes > 0 ? c->max_response_bytes
+                                                                   : DEFAULT_MAX_RESPONSE));
     if (job->nrefs == 0) {
         oj->url = ig_xasprintf("%s/v1/images/generations", c->base_url);
         oj->body = build_json(job, model, n, &oj->body_len);
