@@ -48,8 +48,16 @@ struct gxfer {
     struct curl_slist *headers; /* holds the key: freed as soon as the transfer ends */
     struct ig_upstream_rx rx;
     char errbuf[CURL_ERROR_SIZE];
-    struct ig_job out;
+    struct ig_job *out; /* made when the transfer ends: thousands of calls may be waiting */
 };
+
+/* The transfer's scratch job, made on first use. */
+static struct ig_job *xout(struct gxfer *x)
+{
+    if (!x->out)
+        x->out = ig_xcalloc(1, sizeof(*x->out));
+    return x->out;
+}
 
 struct gjob {
     struct gemini *g;
@@ -69,7 +77,7 @@ struct gjob {
 static void classify_http(struct gjob *gj, struct gxfer *x, long status)
 {
     const struct ig_channel *c = gj->g->c;
-    struct ig_job *out = &x->out;
+    struct ig_job *out = xout(x);
     struct ig_gemini_error ge;
 
     if (status >= 200 && status <= 299) {
@@ -102,11 +110,11 @@ static void classify(struct gjob *gj, struct gxfer *x, CURL *easy, CURLcode rc)
     bool sent = ig_upstream_body_sent(easy, (curl_off_t)gj->body_len);
     long status;
 
-    if (!ig_upstream_classify_transfer(&x->out, easy, rc, &x->rx, sent, gj->g->c->timeout_ms,
+    if (!ig_upstream_classify_transfer(xout(x), easy, rc, &x->rx, sent, gj->g->c->timeout_ms,
                                        &status))
         return;
     classify_http(gj, x, status);
-    ig_upstream_redact(gj->g->c, gj->bearer, &x->out);
+    ig_upstream_redact(gj->g->c, gj->bearer, xout(x));
 }
 
 /* ---- merging ---- */
@@ -124,7 +132,7 @@ static void merge_success(struct gjob *gj)
     int before = job->nimages;
 
     for (int i = 0; i < gj->n; i++) {
-        struct ig_job *o = &gj->x[i].out;
+        struct ig_job *o = xout(&gj->x[i]);
 
         if (o->err) {
             /* describe the calls that failed, so the router can ask again for what is missing */
@@ -174,12 +182,12 @@ static void merge_success(struct gjob *gj)
 static void merge_failure(struct gjob *gj)
 {
     struct ig_job *job = gj->job;
-    struct ig_job *f = &gj->x[0].out;
+    struct ig_job *f = xout(&gj->x[0]);
     bool retryable = true, maybe = false;
     int64_t retry_after = 0;
 
     for (int i = 0; i < gj->n; i++) {
-        const struct ig_job *o = &gj->x[i].out;
+        const struct ig_job *o = xout(&gj->x[i]);
 
         retryable = retryable && o->retryable;
         maybe = maybe || o->maybe_executed;
@@ -206,7 +214,10 @@ static void gjob_free(struct gjob *gj)
     for (int i = 0; gj->x && i < gj->n; i++) {
         curl_slist_free_all(gj->x[i].headers);
         ig_buf_release(&gj->x[i].rx.body);
-        ig_job_release(&gj->x[i].out);
+        if (gj->x[i].out) {
+            ig_job_release(gj->x[i].out);
+            free(gj->x[i].out);
+        }
     }
     free(gj->x);
     free(gj->body);
@@ -228,9 +239,9 @@ static void finish(struct gjob *gj)
     bool refused = false;
 
     for (int i = 0; i < gj->n; i++) {
-        bytes += gj->x[i].out.bytes_in;
-        nok += gj->x[i].out.err == IG_OK;
-        refused = refused || gj->x[i].out.http_status == 401;
+        bytes += xout(&gj->x[i])->bytes_in;
+        nok += xout(&gj->x[i])->err == IG_OK;
+        refused = refused || xout(&gj->x[i])->http_status == 401;
     }
     /* A token from the token source that the upstream refused is not worth keeping. */
     if (refused && gj->token && v->refused)
@@ -273,9 +284,9 @@ static void xfer_done(CURL *easy, CURLcode rc, void *arg)
         ig_debug("%s: channel %s: transfer %d: status %d, %lld bytes in, %lld of %zu bytes "
                  "out, %s connection (port %ld), connect %lld us, sent %lld us, first byte %lld "
                  "us: %s%s%s",
-                 gj->g->v.name, gj->g->c->name, x->index, x->out.http_status, (long long)x->out.bytes_in,
+                 gj->g->v.name, gj->g->c->name, x->index, xout(x)->http_status, (long long)xout(x)->bytes_in,
                  (long long)up, gj->body_len, reused ? "new" : "reused", lport, (long long)conn,
-                 (long long)pre, (long long)first, ig_strerror(x->out.err),
+                 (long long)pre, (long long)first, ig_strerror(xout(x)->err),
                  x->errbuf[0] ? ": " : "", x->errbuf);
     }
     curl_easy_cleanup(easy);
@@ -411,8 +422,8 @@ static int launch(struct gjob *gj)
             curl_easy_cleanup(easy);
         curl_slist_free_all(x->headers);
         x->headers = NULL;
-        x->out.retryable = true;
-        ig_upstream_set_msg(&x->out, IG_E_INTERNAL, "%s: channel %s: the transfer could not start",
+        xout(x)->retryable = true;
+        ig_upstream_set_msg(xout(x), IG_E_INTERNAL, "%s: channel %s: the transfer could not start",
                             g->v.name, c->name);
     }
     if (gj->pending > 0)
@@ -434,7 +445,7 @@ static void token_ready(const char *token, enum ig_err err, const char *msg, voi
             return;
     } else {
         for (int i = 0; i < gj->n; i++) {
-            struct ig_job *out = &gj->x[i].out;
+            struct ig_job *out = xout(&gj->x[i]);
 
             if (err == IG_E_UNAUTHENTICATED)
                 out->auth_failed = true;
@@ -511,7 +522,7 @@ static enum ig_err gemini_start(struct ig_provider *p, struct ig_job *job)
         return IG_OK;
     }
     if (launch(gj) == 0) {
-        snprintf(job->errmsg, sizeof(job->errmsg), "%s", gj->x[0].out.errmsg);
+        snprintf(job->errmsg, sizeof(job->errmsg), "%s", xout(&gj->x[0])->errmsg);
         job->pctx = NULL;
         gjob_free(gj);
         return job->err = IG_E_INTERNAL;
