@@ -16,7 +16,6 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,7 +42,7 @@ struct ig_engine {
     bool stopping;
     bool grace_over;
     int writer_pending;     /* writer jobs not yet called back */
-    _Atomic int inflight;
+    int inflight;           /* runs holding a task (engine loop only) */
     struct run *runs;       /* tasks held now */
     int nalive;             /* runs not yet freed (held, or waiting for callbacks) */
 };
@@ -144,7 +143,7 @@ static void run_detach(struct run *r)
         e->runs = r->next;
     if (r->next)
         r->next->prev = r->prev;
-    atomic_fetch_sub(&e->inflight, 1);
+    e->inflight--;
     r->busy++;
     run_unref(r); /* frees now when nothing is outstanding */
     maybe_claim(e);
@@ -183,7 +182,7 @@ static void finish_then(struct wjob *w, enum ig_err err)
     ig_id_hex(&r->task.id, hex);
     if (err == IG_E_CONFLICT)
         ig_info("engine: task %s was cancelled or re-leased meanwhile; result discarded", hex);
-    else if (err)
+    else if (err) /* the lease runs out and the task is taken up again */
         ig_error("engine: task %s: finishing failed: %s", hex, ig_strerror(err));
     else
         ig_info("engine: task %s %s in %lld ms (attempt %d)%s%s", hex,
@@ -192,9 +191,6 @@ static void finish_then(struct wjob *w, enum ig_err err)
                 w->fin->err ? ": " : "", w->fin->err ? ig_strerror(w->fin->err) : "");
     ig_task_release(w->fin);
     free(w->fin);
-    if (err && err != IG_E_CONFLICT) {
-        /* The store refused: leave the lease to expire so the task is taken up again. */
-    }
     run_detach(r);
     run_unref(r);
 }
@@ -508,7 +504,7 @@ static void run_start(struct ig_engine *e, struct ig_task *t)
     if (e->runs)
         e->runs->prev = r;
     e->runs = r;
-    atomic_fetch_add(&e->inflight, 1);
+    e->inflight++;
     r->model = ig_catalog_find(e->app->catalog, r->task.model, NULL);
     r->deadline_ev = evtimer_new(e->base, on_deadline, r);
     r->renew_ev = event_new(e->base, -1, EV_PERSIST, on_renew, r);
@@ -567,7 +563,7 @@ static void claim_then(struct wjob *w, enum ig_err err)
 
 static void maybe_claim(struct ig_engine *e)
 {
-    int room = e->app->cfg.max_inflight - atomic_load(&e->inflight);
+    int room = e->app->cfg.max_inflight - e->inflight;
     struct wjob *w;
 
     if (e->claiming || e->stopping || room <= 0)
@@ -685,7 +681,7 @@ static void on_stop(void *arg)
     event_del(e->sweep_ev);
     if (e->runs)
         ig_info("engine: stopping: %d task(s) running, waiting up to %d s",
-                atomic_load(&e->inflight), e->app->cfg.grace_s);
+                e->inflight, e->app->cfg.grace_s);
     tv.tv_sec = e->app->cfg.grace_s;
     evtimer_add(e->grace_ev, &tv);
     maybe_exit(e);
@@ -739,10 +735,6 @@ void ig_engine_wake(struct ig_engine *e)
     ig_mailbox_post(e->mb, on_wake, e);
 }
 
-int ig_engine_inflight(struct ig_engine *e)
-{
-    return atomic_load(&e->inflight);
-}
 
 void ig_engine_stop(struct ig_engine *e, int grace_s)
 {

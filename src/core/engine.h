@@ -23,7 +23,5 @@ void ig_engine_wake(struct ig_engine *e);
 void ig_engine_stop(struct ig_engine *e, int grace_s);
 void ig_engine_free(struct ig_engine *e);
 
-/* Thread-safe count of tasks being run now. */
-int ig_engine_inflight(struct ig_engine *e);
 
 #endif

@@ -382,11 +382,6 @@ static void register_server(struct ig_http_server *s, bool add)
     pthread_mutex_unlock(&servers_mu);
 }
 
-int ig_http_connections(const struct ig_http_server *s, int thread)
-{
-    return s->th[thread].nconns;
-}
-
 /* ---- threads ------------------------------------------------------------------------------ */
 
 static int listen_socket(const char *host, int port, struct ig_errbuf *eb)

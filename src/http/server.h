@@ -64,8 +64,6 @@ const char *ig_http_bearer(struct ig_hreq *hr, size_t *len);
 /* Free a request context without replying (only after a reply was sent some other way). */
 void ig_hreq_free(struct ig_hreq *hr);
 
-/* Open connections of one HTTP thread (for tests and health). */
-int ig_http_connections(const struct ig_http_server *s, int thread);
 
 /* HTTP status for an error of the vocabulary (one table: errmap.c). */
 int ig_http_status_for(enum ig_err err);

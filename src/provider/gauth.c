@@ -53,7 +53,6 @@ struct ig_gauth {
     bool inflight;
     bool dying;              /* freed while an exchange ran: the exchange's end frees it */
     struct waiter *waiters;
-    int exchanges;
 
     /* the exchange in flight */
     char *post;
@@ -227,16 +226,6 @@ const char *ig_gauth_project(const struct ig_gauth *ga)
 const char *ig_gauth_email(const struct ig_gauth *ga)
 {
     return ga->email;
-}
-
-int ig_gauth_exchanges(struct ig_gauth *ga)
-{
-    int n;
-
-    pthread_mutex_lock(&ga->mu);
-    n = ga->exchanges;
-    pthread_mutex_unlock(&ga->mu);
-    return n;
 }
 
 /* ---- the JWT ---- */
@@ -501,7 +490,6 @@ static enum ig_err start_exchange(struct ig_gauth *ga, struct ig_transport *tp, 
 #undef SET
     if (rc != CURLE_OK || ig_transport_add(tp, e, exchange_done, ga) != IG_OK)
         goto fail;
-    ga->exchanges++;
     return IG_OK;
 fail:
     if (e)

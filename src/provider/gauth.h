@@ -51,7 +51,4 @@ const char *ig_gauth_email(const struct ig_gauth *ga);
  * without padding. Heap string (a secret while it is valid), NULL if signing failed. */
 char *ig_gauth_jwt(const struct ig_gauth *ga, int64_t now_s);
 
-/* Exchanges started so far (for tests and metrics). */
-int ig_gauth_exchanges(struct ig_gauth *ga);
-
 #endif
