@@ -16,6 +16,7 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +44,11 @@ struct ig_engine {
     bool grace_over;
     int writer_pending;     /* writer jobs not yet called back */
     int inflight;           /* runs holding a task (engine loop only) */
+    /* Slots of max_inflight taken: runs, claims under way and tasks reserved at submission
+     * (any thread takes one with take_slots; the engine loop gives them back). */
+    atomic_int held;
+    atomic_int adopting;    /* reserved at submission, not yet handed over (blocks the exit) */
+    atomic_bool accepting;  /* false once stopping: submissions are no longer reserved */
     struct run *runs;       /* tasks held now */
     int nalive;             /* runs not yet freed (held, or waiting for callbacks) */
 };
@@ -144,6 +150,7 @@ static void run_detach(struct run *r)
     if (r->next)
         r->next->prev = r->prev;
     e->inflight--;
+    atomic_fetch_sub(&e->held, 1);
     r->busy++;
     run_unref(r); /* frees now when nothing is outstanding */
     maybe_claim(e);
@@ -549,6 +556,7 @@ static void claim_then(struct wjob *w, enum ig_err err)
         ig_id_hex(&w->failed[i], hex);
         ig_info("engine: task %s failed before it could run (deadline or attempts)", hex);
     }
+    atomic_fetch_sub(&e->held, w->max - w->ntasks); /* the slots it did not fill */
     for (int i = 0; i < w->ntasks; i++)
         run_start(e, &w->tasks[i]);
     if (e->grace_over) /* claimed while a stop was ending: put them straight back */
@@ -561,19 +569,139 @@ static void claim_then(struct wjob *w, enum ig_err err)
     maybe_exit(e);
 }
 
+/* Take up to `want` of the max_inflight slots (any thread). Returns how many were taken. */
+static int take_slots(struct ig_engine *e, int want)
+{
+    int held = atomic_load(&e->held), n;
+
+    do {
+        n = e->app->cfg.max_inflight - held;
+        if (n <= 0)
+            return 0;
+        if (n > want)
+            n = want;
+    } while (!atomic_compare_exchange_weak(&e->held, &held, held + n));
+    return n;
+}
+
 static void maybe_claim(struct ig_engine *e)
 {
-    int room = e->app->cfg.max_inflight - e->inflight;
     struct wjob *w;
+    int n;
 
-    if (e->claiming || e->stopping || room <= 0)
+    if (e->claiming || e->stopping || (n = take_slots(e, CLAIM_BATCH)) == 0)
         return;
     w = ig_xcalloc(1, sizeof(*w));
-    w->max = room < CLAIM_BATCH ? room : CLAIM_BATCH;
+    w->max = n;
     w->tasks = ig_xcalloc((size_t)w->max, sizeof(*w->tasks));
     w->then = claim_then;
     e->claiming = true;
     wjob_submit(e, w, claim_job);
+}
+
+/* ---- admission: a new task stored and, when there is room, started without a claim ------ */
+
+struct esub {
+    struct ig_engine *e;
+    struct ig_task task;
+    struct ig_mailbox *mb;
+    ig_engine_submit_fn *done;
+    void *arg;
+    enum ig_err err;
+    bool reserved;
+};
+
+struct adopt {
+    struct ig_engine *e;
+    struct ig_task task;
+    bool stored;
+};
+
+static void on_adopt(void *arg)
+{
+    struct adopt *a = arg;
+    struct ig_engine *e = a->e;
+
+    atomic_fetch_sub(&e->adopting, 1);
+    if (a->stored) {
+        run_start(e, &a->task);
+        if (e->grace_over) /* handed over while a stop was ending: put it straight back */
+            on_grace(-1, 0, e);
+    } else {
+        atomic_fetch_sub(&e->held, 1);
+    }
+    ig_task_release(&a->task);
+    free(a);
+    maybe_exit(e);
+}
+
+static enum ig_err esub_insert(struct ig_store *s, void *arg)
+{
+    struct esub *sb = arg;
+
+    return ig_store_task_insert(s, &sb->task);
+}
+
+static void esub_reply(void *arg)
+{
+    struct esub *sb = arg;
+
+    sb->done(sb->err, &sb->task, sb->arg);
+    ig_task_release(&sb->task);
+    free(sb);
+}
+
+/* On the writer thread, right after the commit: the engine gets its copy of a reserved task
+ * directly (one hop, not two), the dialect its reply on its own loop. */
+static void esub_committed(enum ig_err err, void *arg)
+{
+    struct esub *sb = arg;
+    struct ig_engine *e = sb->e;
+
+    sb->err = err;
+    if (sb->reserved) {
+        struct adopt *a = ig_xcalloc(1, sizeof(*a));
+
+        a->e = e;
+        a->stored = !err;
+        ig_task_init(&a->task);
+        if (!err)
+            ig_task_copy(&a->task, &sb->task);
+        ig_mailbox_post(e->mb, on_adopt, a);
+    } else if (!err) {
+        ig_engine_wake(e);
+    }
+    ig_mailbox_post(sb->mb, esub_reply, sb);
+}
+
+void ig_engine_submit(struct ig_engine *e, struct ig_task *t, struct ig_mailbox *mb,
+                      ig_engine_submit_fn *done, void *arg)
+{
+    struct esub *sb = ig_xcalloc(1, sizeof(*sb));
+
+    sb->e = e;
+    sb->task = *t; /* takes over the strings */
+    ig_task_init(t);
+    sb->mb = mb;
+    sb->done = done;
+    sb->arg = arg;
+    if (sb->task.state == IG_TASK_QUEUED && atomic_load(&e->accepting) && take_slots(e, 1)) {
+        struct ig_task *st = &sb->task;
+
+        atomic_fetch_add(&e->adopting, 1);
+        if (!atomic_load(&e->accepting)) { /* a stop began in between: leave it to the queue */
+            atomic_fetch_sub(&e->adopting, 1);
+            atomic_fetch_sub(&e->held, 1);
+        } else {
+            sb->reserved = true;
+            st->state = IG_TASK_RUNNING;
+            st->attempts = 1;
+            st->started_ms = ig_now_ms();
+            st->lease_until_ms = st->started_ms + (int64_t)e->app->cfg.lease_s * 1000;
+            snprintf(st->lease_owner, sizeof(st->lease_owner), "%s", e->owner);
+        }
+    }
+    ig_writer_submit(e->app->writer, esub_insert, esub_committed, NULL, sb);
 }
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)
@@ -629,7 +757,8 @@ static void on_wake(void *arg)
 
 static void maybe_exit(struct ig_engine *e)
 {
-    if (e->stopping && e->nalive == 0 && e->writer_pending == 0 && !e->claiming)
+    if (e->stopping && e->nalive == 0 && e->writer_pending == 0 && !e->claiming &&
+        atomic_load(&e->adopting) == 0)
         event_base_loopexit(e->base, NULL);
 }
 
@@ -677,6 +806,7 @@ static void on_stop(void *arg)
     struct timeval tv = {0, 0};
 
     e->stopping = true;
+    atomic_store(&e->accepting, false);
     event_del(e->tick);
     event_del(e->sweep_ev);
     if (e->runs)
@@ -712,6 +842,9 @@ struct ig_engine *ig_engine_start(struct ig_app *app, struct ig_provider *provid
 
     e->app = app;
     e->provider = provider;
+    atomic_init(&e->held, 0);
+    atomic_init(&e->adopting, 0);
+    atomic_init(&e->accepting, true);
     e->base = event_base_new();
     if (!e->base)
         IG_BUG("event_base_new failed");

@@ -10,12 +10,23 @@
 #define IG_ENGINE_H
 
 #include "core/app.h"
+#include "core/task.h"
 
 struct ig_engine;
 struct ig_provider;
 
 /* Start the engine thread. The provider is owned by the engine from now on. */
 struct ig_engine *ig_engine_start(struct ig_app *app, struct ig_provider *provider);
+/* Admission, thread-safe. Store a new task (state queued; id, times and request set) with one
+ * durable commit. When the engine has room the task is stored already running — leased to
+ * this engine, attempt 1 — and handed to the engine right after the commit, with no claim
+ * round trip through the store; otherwise it waits in the queue for a claim. A crash after
+ * the commit loses nothing either way: the lease ends and the task is claimed again.
+ * Takes over *t (left empty). done(err, task, arg) then runs on mb's loop with the task as
+ * stored; the task is freed when done returns. */
+typedef void ig_engine_submit_fn(enum ig_err err, const struct ig_task *t, void *arg);
+void ig_engine_submit(struct ig_engine *e, struct ig_task *t, struct ig_mailbox *mb,
+                      ig_engine_submit_fn *done, void *arg);
 /* Thread-safe: new tasks may be runnable. */
 void ig_engine_wake(struct ig_engine *e);
 /* Graceful stop: claim nothing more, give running tasks grace_s seconds to finish, put the

@@ -1,7 +1,10 @@
 // 230: 200 submits from 20 parallel clients: all 200, all distinct ids, all complete.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
 import { startServer, cleanup, submit, poll, curl, pmap, RE } from './lib/harness.mjs';
+import { haveSqlite } from './lib/upstream.mjs';
 
 after(cleanup);
 
@@ -50,5 +53,35 @@ test('200 submits from 20 parallel clients: all accepted with distinct ids, all 
   }
   const h = await curl([`${s.base}/healthz`]);
   assert.equal(h.status, 200);
+  assert.deepEqual(await s.stop(), { code: 0, signal: null });
+});
+
+/** state, attempts, lease owner and started_ms of a task row, read with the sqlite3 shell. */
+function row(server, id) {
+  const hex = id.replace(/^task_/, '');
+  const out = execFileSync('sqlite3', ['-readonly', '-cmd', '.timeout 5000', path.join(server.dataDir, 'imagegate.db'),
+    `SELECT state, attempts, lease_owner IS NOT NULL, started_ms >= created_ms FROM tasks WHERE id = '${hex}';`],
+  { encoding: 'utf8' }).trim();
+  return out;
+}
+
+test('admission: with room a task is stored already running (leased, attempt 1); past --max-inflight it waits queued and runs after', { skip: !haveSqlite() && 'no sqlite3 shell' }, async () => {
+  const s = await startServer({ args: ['--max-inflight', '2', '--offline-latency-ms', '1500'] });
+  const ids = [];
+  for (let i = 0; i < 3; i++) {
+    const r = await submit(s, { model: MODEL, prompt: `admission ${i}`, resolution: '512' });
+    assert.equal(r.status, 200, r.body);
+    ids.push(r.json.id);
+  }
+  // Read at once: the first two were committed as running in the submit's own transaction, the
+  // third found no room and is queued (it cannot have been claimed yet: both slots are held).
+  assert.equal(row(s, ids[0]), 'running|1|1|1');
+  assert.equal(row(s, ids[1]), 'running|1|1|1');
+  assert.equal(row(s, ids[2]), 'queued|0|0|0');
+  for (const id of ids) {
+    const r = await poll(s, id);
+    assert.equal(r.json.status, 'completed', JSON.stringify(r.json));
+  }
+  assert.equal(row(s, ids[2]).split('|').slice(1).join('|'), '1|1|1', 'claimed once, then finished');
   assert.deepEqual(await s.stop(), { code: 0, signal: null });
 });

@@ -88,22 +88,13 @@ static bool authenticate(struct ig_hreq *hr, struct ig_key *key)
 
 struct submit {
     struct ig_hreq *hr;
-    struct ig_task task;
     bool offline; /* no channel serves the model: the offline provider will */
 };
 
-static enum ig_err insert_job(struct ig_store *s, void *arg)
-{
-    struct submit *sb = arg;
-
-    return ig_store_task_insert(s, &sb->task);
-}
-
-static void insert_done(enum ig_err err, void *arg)
+static void submitted(enum ig_err err, const struct ig_task *t, void *arg)
 {
     struct submit *sb = arg;
     struct ig_hreq *hr = sb->hr;
-    struct ig_app *app = hr->app;
 
     if (err) {
         ig_error("reapi: storing a new task failed: %s", ig_strerror(err));
@@ -112,17 +103,15 @@ static void insert_done(enum ig_err err, void *arg)
         cJSON *root = cJSON_CreateObject();
         char id[5 + IG_ID_HEX_LEN + 1] = "task_";
 
-        ig_id_hex(&sb->task.id, id + 5);
+        ig_id_hex(&t->id, id + 5);
         cJSON_AddStringToObject(root, "id", id);
-        cJSON_AddStringToObject(root, "model", sb->task.model_alias);
+        cJSON_AddStringToObject(root, "model", t->model_alias);
         cJSON_AddStringToObject(root, "status", "processing");
-        cJSON_AddNumberToObject(root, "created_at", (double)(sb->task.created_ms / 1000));
+        cJSON_AddNumberToObject(root, "created_at", (double)(t->created_ms / 1000));
         if (sb->offline)
             ig_http_header(hr, "X-Imagegate-Offline", "true");
         ig_http_reply_json(hr, 200, root); /* frees hr */
-        ig_engine_wake(app->engine);
     }
-    ig_task_release(&sb->task);
     free(sb);
 }
 
@@ -294,6 +283,7 @@ void ig_reapi_submit(struct ig_hreq *hr, const char *param)
 {
     struct ig_key key;
     struct submit *sb;
+    struct ig_task task;
     size_t len;
     const char *body;
     cJSON *root;
@@ -315,22 +305,22 @@ void ig_reapi_submit(struct ig_hreq *hr, const char *param)
     }
     sb = ig_xcalloc(1, sizeof(*sb));
     sb->hr = hr;
-    ig_task_init(&sb->task);
-    if (!parse_submit(hr, root, &sb->task, &sb->offline)) {
+    ig_task_init(&task);
+    if (!parse_submit(hr, root, &task, &sb->offline)) {
         cJSON_Delete(root);
-        ig_task_release(&sb->task);
+        ig_task_release(&task);
         free(sb);
         return;
     }
     cJSON_Delete(root);
-    ig_id_new(&sb->task.id);
-    sb->task.key_id = key.id;
-    snprintf(sb->task.dialect, sizeof(sb->task.dialect), "reapi");
-    sb->task.state = IG_TASK_QUEUED;
-    sb->task.max_attempts = hr->app->cfg.max_attempts;
-    sb->task.created_ms = ig_id_time_ms(&sb->task.id);
-    sb->task.deadline_ms = sb->task.created_ms + (int64_t)hr->app->cfg.task_timeout_s * 1000;
-    ig_writer_submit(hr->app->writer, insert_job, insert_done, hr->mb, sb);
+    ig_id_new(&task.id);
+    task.key_id = key.id;
+    snprintf(task.dialect, sizeof(task.dialect), "reapi");
+    task.state = IG_TASK_QUEUED;
+    task.max_attempts = hr->app->cfg.max_attempts;
+    task.created_ms = ig_id_time_ms(&task.id);
+    task.deadline_ms = task.created_ms + (int64_t)hr->app->cfg.task_timeout_s * 1000;
+    ig_engine_submit(hr->app->engine, &task, hr->mb, submitted, sb);
 }
 
 /* ---- poll --------------------------------------------------------------------------------- */
