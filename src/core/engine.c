@@ -42,6 +42,7 @@ struct ig_engine {
     bool claiming;
     bool stopping;
     bool grace_over;
+    bool calls_aborted;     /* stopping: the calls of tasks already given back were aborted */
     int writer_pending;     /* writer jobs not yet called back */
     int inflight;           /* runs holding a task (engine loop only) */
     /* Slots of max_inflight taken: runs, claims under way and tasks reserved at submission
@@ -62,6 +63,7 @@ struct run {
     struct event *deadline_ev, *renew_ev;
     int busy;               /* callbacks still to come */
     int refs_pending;
+    bool in_provider;       /* the provider has the job and has not called back */
     bool finishing;         /* a terminal write is under way or done */
     bool terminal;          /* nothing more to do but wait for callbacks */
 };
@@ -151,9 +153,13 @@ static void run_detach(struct run *r)
         r->next->prev = r->prev;
     e->inflight--;
     atomic_fetch_sub(&e->held, 1);
+    r->job.cancelled = true; /* no retry, no failover: nobody will use what it brings */
+    if (r->in_provider)
+        ig_provider_cancel(e->provider, &r->job);
     r->busy++;
     run_unref(r); /* frees now when nothing is outstanding */
     maybe_claim(e);
+    maybe_exit(e);
 }
 
 /* ---- finishing ---------------------------------------------------------------------------- */
@@ -304,6 +310,7 @@ static void provider_done(struct ig_job *job)
 {
     struct run *r = job->arg;
 
+    r->in_provider = false;
     if (!r->terminal && !r->finishing) {
         if (job->err == IG_E_MODERATED)
             run_finish(r, IG_TASK_FAILED, IG_E_MODERATED, job->errmsg);
@@ -350,8 +357,10 @@ static void run_provider(struct run *r)
     r->job.arg = r;
     r->task.progress = IG_PROGRESS_SUBMITTED;
     r->busy++;
+    r->in_provider = true;
     err = ig_provider_start(e->provider, &r->job);
     if (err) {
+        r->in_provider = false;
         r->busy--;
         run_finish(r, IG_TASK_FAILED, IG_E_UPSTREAM_SUBMIT, "the provider could not start the request");
     }
@@ -757,9 +766,19 @@ static void on_wake(void *arg)
 
 static void maybe_exit(struct ig_engine *e)
 {
-    if (e->stopping && e->nalive == 0 && e->writer_pending == 0 && !e->claiming &&
-        atomic_load(&e->adopting) == 0)
+    if (!e->stopping || e->runs || e->writer_pending > 0 || e->claiming ||
+        atomic_load(&e->adopting) > 0)
+        return;
+    if (e->nalive == 0) {
         event_base_loopexit(e->base, NULL);
+    } else if (!e->calls_aborted) {
+        /* Every task is finished or back in the queue; what is still under way (an upstream
+         * call, a reference download) serves nobody: abort it rather than wait for its
+         * timeout. The aborted calls' callbacks free the last runs. */
+        e->calls_aborted = true;
+        ig_info("engine: stopping: aborting %d upstream call(s) of tasks given back", e->nalive);
+        ig_transport_cancel_all(e->tp);
+    }
 }
 
 static enum ig_err requeue_job(struct ig_store *s, void *arg)

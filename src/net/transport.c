@@ -304,6 +304,12 @@ void ig_transport_cancel(struct ig_transport *tp, CURL *easy)
     evtimer_add(x->cancel_ev, &zero);
 }
 
+void ig_transport_cancel_all(struct ig_transport *tp)
+{
+    for (struct xfer *x = tp->xfers; x; x = x->next)
+        ig_transport_cancel(tp, x->easy);
+}
+
 int ig_transport_active(struct ig_transport *tp)
 {
     return tp ? tp->active : 0;

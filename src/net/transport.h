@@ -23,6 +23,9 @@ enum ig_err ig_transport_add(struct ig_transport *tp, CURL *easy, ig_transport_d
                              void *arg);
 /* Abort one transfer; its done runs (later, on the loop) with CURLE_ABORTED_BY_CALLBACK. */
 void ig_transport_cancel(struct ig_transport *tp, CURL *easy);
+/* Abort every transfer running now, the same way (a stopping engine's calls for tasks it has
+ * already put back in the queue). */
+void ig_transport_cancel_all(struct ig_transport *tp);
 int ig_transport_active(struct ig_transport *tp);
 
 #endif

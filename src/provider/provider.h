@@ -51,6 +51,11 @@ struct ig_job {
     char upstream_model[96];      /* the model id to ask the upstream for */
     ig_job_done_fn *done;
     void *arg;
+    /* Set by the engine when the task has left its hands (finished by its deadline, put back
+     * in the queue, lease lost): nothing this job still produces will be used. Providers
+     * start no further attempt; done still runs exactly once. */
+    bool cancelled;
+    void *rctx;                   /* the router's per-job state */
 
     /* Outputs, set by the provider before done. */
     int nimages;
@@ -95,6 +100,10 @@ struct ig_provider_ops {
      * error only if nothing was started (then done never runs). */
     enum ig_err (*start)(struct ig_provider *p, struct ig_job *job);
     void (*free)(struct ig_provider *p);
+    /* Optional. job->cancelled has just been set: stop waiting for anything that is not
+     * already under way (a backoff, a queue for a slot). done still runs once, later (never
+     * inside cancel). A call already sent is left to end (or to ig_transport_abort_all). */
+    void (*cancel)(struct ig_provider *p, struct ig_job *job);
 };
 
 struct ig_provider {
@@ -105,6 +114,11 @@ struct ig_provider {
 static inline enum ig_err ig_provider_start(struct ig_provider *p, struct ig_job *job)
 {
     return p->ops->start(p, job);
+}
+static inline void ig_provider_cancel(struct ig_provider *p, struct ig_job *job)
+{
+    if (p->ops->cancel)
+        p->ops->cancel(p, job);
 }
 static inline void ig_provider_free(struct ig_provider *p)
 {

@@ -172,6 +172,7 @@ static void finish(struct rjob *rj)
     }
     job->done = rj->done;
     job->arg = rj->arg;
+    job->rctx = NULL;
     unlink_rj(rj);
     if (rj->timer)
         event_free(rj->timer);
@@ -183,7 +184,17 @@ static void attempt(struct rjob *rj);
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
-    attempt(arg);
+    struct rjob *rj = arg;
+
+    if (rj->job->cancelled) {
+        if (!rj->job->err && rj->job->nimages == 0) {
+            rj->job->err = IG_E_CANCELLED;
+            snprintf(rj->job->errmsg, sizeof(rj->job->errmsg), "cancelled");
+        }
+        finish(rj);
+        return;
+    }
+    attempt(rj);
 }
 
 static void fail_now(struct rjob *rj, enum ig_err err, const char *msg)
@@ -283,8 +294,8 @@ static void attempt_done(struct ig_job *job)
     }
     snprintf(job->channel, sizeof(job->channel), "%s", c->name);
     log_attempt(rj, c, now - rj->attempt_start);
-    if (!job->err && job->nimages >= job->task->req.n) {
-        finish(rj);
+    if ((!job->err && job->nimages >= job->task->req.n) || job->cancelled) {
+        finish(rj); /* done, or nobody waits for more */
         return;
     }
     if (!job->err && !job->retryable) {
@@ -361,6 +372,7 @@ static enum ig_err router_start(struct ig_provider *p, struct ig_job *job)
     rj->start = ig_mono_ms();
     rj->cur = -1;
     rj->timer = evtimer_new(job->base, on_timer, rj);
+    job->rctx = rj;
     rj->next = r->pending;
     if (r->pending)
         r->pending->prev = rj;
@@ -371,6 +383,18 @@ static enum ig_err router_start(struct ig_provider *p, struct ig_job *job)
         evtimer_add(rj->timer, &tv);
     }
     return IG_OK;
+}
+
+/* Between attempts (a backoff, a wait for a slot or a cool-down) the job ends on the next loop
+ * turn; during one, when that attempt ends. */
+static void router_cancel(struct ig_provider *p, struct ig_job *job)
+{
+    struct rjob *rj = job->rctx;
+    struct timeval tv = {0, 0};
+
+    (void)p;
+    if (rj && rj->cur < 0)
+        evtimer_add(rj->timer, &tv);
 }
 
 static void router_free(struct ig_provider *p)
@@ -398,6 +422,7 @@ static const struct ig_provider_ops router_ops = {
     .abi_version = 1,
     .start = router_start,
     .free = router_free,
+    .cancel = router_cancel,
 };
 
 static struct ig_provider *make_provider(const struct ig_channel *c)

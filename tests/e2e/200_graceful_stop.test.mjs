@@ -5,8 +5,14 @@ import assert from 'node:assert/strict';
 import {
   startServer, cleanup, submit, poll, getTask, curl, download, pngSize, sleep, t,
 } from './lib/harness.mjs';
+import { startFakeGemini } from './lib/fakegemini.mjs';
+import { geminiChannel, writeConfig, fastRouter, uniquePrompt } from './lib/upstream.mjs';
 
-after(cleanup);
+let fake;
+after(async () => {
+  await cleanup();
+  await fake?.close();
+});
 
 const MODEL = 'gemini-2.5-flash-image-preview';
 
@@ -84,4 +90,39 @@ test('SIGTERM waits for tasks that finish within the grace period', async () => 
   const s2 = await startServer({ dataDir: s.dataDir });
   const g = await getTask(s2, r.json.id);
   assert.equal(g.json.status, 'completed', JSON.stringify(g.json));
+});
+
+test('SIGTERM while upstream calls hang: the calls are aborted, exit 0 after the grace (not the channel timeout); a restart completes the tasks', async () => {
+  fake = await startFakeGemini();
+  let hang = true;
+  fake.script(() => (hang ? { stall: true } : undefined));
+  // The channel would wait 60 s for an answer: the stop must not.
+  const cfg = writeConfig([geminiChannel('gem-a', fake, { timeout_ms: 60000 })]);
+  const args = ['--config', cfg, '--grace', '1', ...fastRouter()];
+  const s1 = await startServer({ args });
+  const prompts = [uniquePrompt('hangs one'), uniquePrompt('hangs two'), uniquePrompt('hangs three')];
+  const subs = await Promise.all(prompts.map((prompt) => submit(s1, { model: 'gemini-2.5-flash-image', prompt })));
+  for (const r of subs) assert.equal(r.status, 200, r.body);
+  for (let i = 0; i < 100 && fake.requests.length < 3; i++) await sleep(50);
+  assert.equal(fake.requests.length, 3, 'the three calls reached the upstream');
+
+  const t0 = Date.now();
+  const res = await s1.stop('SIGTERM', t(15000));
+  const took = Date.now() - t0;
+  assert.deepEqual(res, { code: 0, signal: null }, s1.stderr());
+  assert.ok(took < t(5000), `exit took ${took} ms`);
+  assert.equal((s1.stderr().match(/put back in the queue/g) ?? []).length, 3);
+  assert.match(s1.stderr(), /aborting 3 upstream call\(s\) of tasks given back/);
+  assert.equal((s1.stderr().match(/result=cancelled/g) ?? []).length, 3, 'one aborted attempt each, no retry');
+  assert.equal(fake.requests.length, 3, 'no retry was sent while stopping');
+
+  hang = false;
+  const s2 = await startServer({ dataDir: s1.dataDir, args });
+  for (const r of subs) {
+    const done = await poll(s2, r.json.id, s2.key, { timeoutMs: 20000 });
+    assert.equal(done.json.status, 'completed', JSON.stringify(done.json));
+    assert.equal(done.json.output.image_urls.length, 1);
+  }
+  assert.equal(fake.requests.length, 6, 'each task called the upstream once more, after the restart');
+  assert.deepEqual(await s2.stop(), { code: 0, signal: null });
 });

@@ -667,6 +667,94 @@ static void test_router__env_channel(void **state)
     assert_int_equal(chs.n, 0);
 }
 
+/* A job waiting out a long backoff is cancelled: it ends on the next loop turn with its last
+ * attempt's error, and no further attempt. */
+static void cancel_soon(evutil_socket_t fd, short what, void *arg)
+{
+    struct run *r = arg;
+    struct ig_provider *rt = r->job.pctx; /* parked here by the test */
+
+    r->job.pctx = NULL;
+    r->job.cancelled = true;
+    ig_provider_cancel(rt, &r->job);
+}
+
+static void test_router__cancel_during_backoff_ends_at_once(void **state)
+{
+    struct ig_channels chs = {0};
+    struct ig_router_opts o = fast_opts();
+    struct ig_provider *rt;
+    struct run r;
+    struct event *ev;
+    struct timeval tv = {0, 100 * 1000};
+    int64_t t0 = ig_mono_ms();
+
+    o.backoff_base_ms = 20000; /* a retry would come 0-20 s later... */
+    o.backoff_max_ms = 20000;
+    add_channel(&chs, "a", 0, 1, false, OK);
+    push("a", (struct outcome){IG_E_UPSTREAM_SUBMIT, 503, true, false, false, 10000, false});
+    rt = ig_router_new(&chs, &o, offline_new());
+    memset(&r, 0, sizeof(r));
+    ig_task_init(&r.task);
+    ig_id_new(&r.task.id);
+    r.task.req.n = 1;
+    r.job.task = &r.task;
+    r.job.model = model;
+    r.job.base = base;
+    r.job.done = on_done;
+    r.job.arg = &r;
+    r.job.pctx = rt;
+    ev = evtimer_new(base, cancel_soon, &r); /* ...but the task is given up after 100 ms */
+    evtimer_add(ev, &tv);
+    assert_int_equal(ig_provider_start(rt, &r.job), IG_OK);
+    while (!r.done)
+        event_base_dispatch(base);
+    assert_true(ig_mono_ms() - t0 < 5000);
+    assert_int_equal(r.job.err, IG_E_UPSTREAM_SUBMIT); /* the last attempt's, kept */
+    assert_int_equal(r.job.nattempts, 1);
+    assert_int_equal(r.job.attempts[0].http_status, 503);
+    assert_int_equal(script_for("a")->calls, 1);
+    event_free(ev);
+    run_release(&r);
+    ig_provider_free(rt);
+}
+
+/* A job cancelled while its attempt runs: the attempt's failure is final, no failover. */
+static enum ig_err cancelling_start(struct ig_provider *prov, struct ig_job *job)
+{
+    job->cancelled = true; /* the engine gave the task up while the call was out */
+    return scripted_start(prov, job);
+}
+
+static const struct ig_provider_ops cancelling_ops = {
+    .name = "cancelling", .abi_version = 1, .start = cancelling_start, .free = scripted_free};
+
+static struct ig_provider *make_cancelling(const struct ig_channel *c)
+{
+    struct ig_provider *p = make_scripted(c);
+
+    p->ops = &cancelling_ops;
+    return p;
+}
+
+static void test_router__cancelled_attempt_is_not_retried(void **state)
+{
+    struct ig_channels chs = {0};
+    struct ig_router_opts o = fast_opts();
+    struct ig_provider *rt;
+    struct run r;
+
+    add_channel(&chs, "a", 0, 1, false, E503);
+    add_channel(&chs, "b", 0, 1, false, OK);
+    router_make_provider = make_cancelling;
+    rt = ig_router_new(&chs, &o, offline_new());
+    run_job(rt, &r, false);
+    assert_int_equal(r.job.nattempts, 1);
+    assert_int_equal(script_for("a")->calls + script_for("b")->calls, 1);
+    run_release(&r);
+    ig_provider_free(rt);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -690,6 +778,10 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_router__channel_config_parse, setup, teardown),
         cmocka_unit_test_setup_teardown(test_router__env_channel, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_router__cancel_during_backoff_ends_at_once, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_router__cancelled_attempt_is_not_retried, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
