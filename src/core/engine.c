@@ -252,22 +252,24 @@ static void run_finish(struct run *r, enum ig_task_state state, enum ig_err err,
 
 /* ---- storing outputs (pool thread) ----------------------------------------------------- */
 
+/* Made on the pool thread, handed to the run on the engine loop (the engine may read
+ * r->task meanwhile, e.g. a deadline finishing it). */
 struct store_out {
     struct run *r;
     enum ig_err err;
+    int n;
+    struct ig_output out[IG_MAX_OUTPUTS];
 };
 
 static void store_work(void *arg)
 {
     struct store_out *so = arg;
     struct run *r = so->r;
-    struct ig_task *t = &r->task;
 
-    t->noutputs = 0;
     for (int i = 0; i < r->job.nimages && i < IG_MAX_OUTPUTS; i++) {
         struct ig_image *im = &r->job.images[i];
         enum ig_image_type ty = ig_image_sniff(im->data, im->len);
-        struct ig_output *o = &t->outputs[t->noutputs];
+        struct ig_output *o = &so->out[so->n];
         int w = 0, h = 0;
 
         if (ty == IG_IMG_UNKNOWN || ig_image_dimensions(im->data, im->len, &ty, &w, &h)) {
@@ -282,7 +284,7 @@ static void store_work(void *arg)
         o->width = w;
         o->height = h;
         o->bytes = (int64_t)im->len;
-        t->noutputs++;
+        so->n++;
     }
 }
 
@@ -292,6 +294,11 @@ static void store_done(void *arg)
     struct run *r = so->r;
     enum ig_err err = so->err;
 
+    if (!r->terminal && !err) {
+        ig_task_clear_outputs(&r->task);
+        for (int i = 0; i < so->n; i++)
+            *ig_task_add_output(&r->task) = so->out[i];
+    }
     free(so);
     if (!r->terminal) {
         if (err == IG_E_UPSTREAM_FAILED)
@@ -432,7 +439,8 @@ static void run_fetch_refs(struct run *r)
     o.max_redirects = app->cfg.fetch_max_redirects;
     o.allow_loopback = app->cfg.fetch_allow_loopback;
     r->task.progress = IG_PROGRESS_FETCHING;
-    r->job.nrefs = r->task.req.nrefs;
+    for (int i = 0; i < r->task.req.nrefs; i++)
+        ig_job_add_ref(&r->job);
     r->refs_pending = r->task.req.nrefs;
     for (int i = 0; i < r->task.req.nrefs; i++) {
         struct fetch_ctx *fc = ig_xcalloc(1, sizeof(*fc));

@@ -61,6 +61,7 @@ void ig_task_release(struct ig_task *t)
     free(t->err_message);
     free(t->text);
     free(t->upstream);
+    free(t->outputs);
     ig_task_init(t);
 }
 
@@ -80,6 +81,30 @@ void ig_task_copy(struct ig_task *dst, const struct ig_task *src)
     dst->err_message = dup_or_null(src->err_message);
     dst->text = dup_or_null(src->text);
     dst->upstream = dup_or_null(src->upstream);
+    dst->outputs = NULL;
+    if (src->noutputs > 0) {
+        dst->outputs = ig_xmalloc((size_t)src->noutputs * sizeof(*dst->outputs));
+        memcpy(dst->outputs, src->outputs, (size_t)src->noutputs * sizeof(*dst->outputs));
+    }
+}
+
+struct ig_output *ig_task_add_output(struct ig_task *t)
+{
+    struct ig_output *o;
+
+    if (t->noutputs >= IG_MAX_OUTPUTS)
+        return NULL;
+    t->outputs = ig_xrealloc(t->outputs, (size_t)(t->noutputs + 1) * sizeof(*t->outputs));
+    o = &t->outputs[t->noutputs++];
+    memset(o, 0, sizeof(*o));
+    return o;
+}
+
+void ig_task_clear_outputs(struct ig_task *t)
+{
+    free(t->outputs);
+    t->outputs = NULL;
+    t->noutputs = 0;
 }
 
 void ig_task_set_error(struct ig_task *t, enum ig_err err, const char *msg)

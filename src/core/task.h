@@ -2,7 +2,7 @@
  *
  * A dialect parses its wire format into a struct ig_request; admission wraps it in a struct
  * ig_task that the store persists before its id is given to anyone. Lifetime: a task struct
- * owns its strings (ig_task_release frees them); copies are made with ig_task_copy. */
+ * owns its strings and outputs (ig_task_release frees them); copies are made with ig_task_copy. */
 #ifndef IG_TASK_H
 #define IG_TASK_H
 
@@ -80,7 +80,7 @@ struct ig_task {
     char lease_owner[40];
     struct ig_request req;
     int noutputs;
-    struct ig_output outputs[IG_MAX_OUTPUTS];
+    struct ig_output *outputs;           /* noutputs of them, heap (ig_task_add_output) */
     bool outputs_expired;
     struct ig_usage usage;
     int64_t price_held, price_captured; /* micro-dollars */
@@ -96,6 +96,9 @@ void ig_task_init(struct ig_task *t);
 void ig_task_release(struct ig_task *t);
 void ig_task_copy(struct ig_task *dst, const struct ig_task *src);
 void ig_task_set_error(struct ig_task *t, enum ig_err err, const char *msg);
+/* Append an empty output (at most IG_MAX_OUTPUTS; NULL past that); drop them all. */
+struct ig_output *ig_task_add_output(struct ig_task *t);
+void ig_task_clear_outputs(struct ig_task *t);
 
 /* Serialise the request to compact JSON (heap string) and back. Used by the store. */
 char *ig_request_to_json(const struct ig_request *r);

@@ -31,6 +31,14 @@ struct ig_image {
 
 void ig_image_release(struct ig_image *im);
 
+struct ig_attempt {
+    char channel[64];
+    int http_status;
+    enum ig_err err;
+    int64_t latency_ms;
+    int64_t bytes;
+};
+
 struct ig_job;
 typedef void ig_job_done_fn(struct ig_job *job);
 
@@ -40,7 +48,7 @@ struct ig_job {
     const struct ig_model *model;
     int width, height;            /* the exact output size asked for */
     int nrefs;
-    struct ig_image refs[IG_MAX_REFS];
+    struct ig_image *refs;        /* nrefs of them, heap (ig_job_add_ref) */
     struct event_base *base;      /* the engine loop */
     struct ig_mailbox *mb;        /* the engine loop's mailbox */
     struct ig_pool *pool;         /* CPU pool */
@@ -78,15 +86,10 @@ struct ig_job {
     int64_t retry_after_ms;       /* Retry-After / RetryInfo.retryDelay, 0 if none */
     int64_t bytes_in;             /* response bytes of the attempt */
 
-    /* Every upstream attempt, in order (the router appends). */
+    /* Every upstream attempt, in order (the router appends; at most IG_MAX_ATTEMPTS_LOG).
+     * Heap, so a job waiting on its first call carries none of it. */
     int nattempts;
-    struct ig_attempt {
-        char channel[64];
-        int http_status;
-        enum ig_err err;
-        int64_t latency_ms;
-        int64_t bytes;
-    } attempts[IG_MAX_ATTEMPTS_LOG];
+    struct ig_attempt *attempts;
 
     void *pctx;                   /* provider's per-job state */
 };
@@ -126,8 +129,12 @@ static inline void ig_provider_free(struct ig_provider *p)
         p->ops->free(p);
 }
 
-/* Release the job's inputs and outputs (not the struct itself). */
+/* Release the job's inputs, outputs and attempt log (not the struct itself). */
 void ig_job_release(struct ig_job *job);
+/* Append an empty reference (at most IG_MAX_REFS; NULL past that). */
+struct ig_image *ig_job_add_ref(struct ig_job *job);
+/* Append an attempt record (at most IG_MAX_ATTEMPTS_LOG; NULL past that). */
+struct ig_attempt *ig_job_add_attempt(struct ig_job *job);
 /* Drop the outputs and failure details of an attempt before the next one (keeps inputs and
  * the attempt log). */
 void ig_job_reset_outputs(struct ig_job *job);

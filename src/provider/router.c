@@ -279,18 +279,17 @@ static void attempt_done(struct ig_job *job)
     int i = rj->cur;
     struct ig_channel *c = &r->chs.ch[i];
     int64_t now = ig_mono_ms(), delay;
-    int n = job->nattempts;
+    struct ig_attempt *a = ig_job_add_attempt(job);
     bool again;
 
     r->st[i].inflight--;
     rj->cur = -1;
-    if (n < IG_MAX_ATTEMPTS_LOG) {
-        snprintf(job->attempts[n].channel, sizeof(job->attempts[n].channel), "%s", c->name);
-        job->attempts[n].http_status = job->http_status;
-        job->attempts[n].err = job->err;
-        job->attempts[n].latency_ms = now - rj->attempt_start;
-        job->attempts[n].bytes = job->bytes_in;
-        job->nattempts++;
+    if (a) {
+        snprintf(a->channel, sizeof(a->channel), "%s", c->name);
+        a->http_status = job->http_status;
+        a->err = job->err;
+        a->latency_ms = now - rj->attempt_start;
+        a->bytes = job->bytes_in;
     }
     snprintf(job->channel, sizeof(job->channel), "%s", c->name);
     log_attempt(rj, c, now - rj->attempt_start);

@@ -701,13 +701,12 @@ static enum ig_err read_outputs(struct ig_store *s, struct ig_task *t)
     if (err)
         return err;
     bind_id(st, 1, &t->id);
-    t->noutputs = 0;
+    ig_task_clear_outputs(t);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        struct ig_output *o;
+        struct ig_output *o = ig_task_add_output(t);
 
-        if (t->noutputs >= IG_MAX_OUTPUTS)
+        if (!o)
             continue;
-        o = &t->outputs[t->noutputs++];
         col_fixed(st, 1, o->blob, sizeof(o->blob));
         col_fixed(st, 2, o->mime, sizeof(o->mime));
         col_fixed(st, 3, o->ext, sizeof(o->ext));

@@ -117,7 +117,7 @@ static void run_release(struct run *r)
 /* Add a reference image (copied: the job owns its refs). */
 static void run_add_ref(struct run *r, const void *data, size_t len)
 {
-    struct ig_image *im = &r->job.refs[r->job.nrefs++];
+    struct ig_image *im = ig_job_add_ref(&r->job);
 
     im->data = ig_xmalloc(len ? len : 1);
     memcpy(im->data, data, len);

@@ -104,7 +104,7 @@ static void jobfx_release(struct jobfx *f)
 
 static void add_ref(struct jobfx *f, const char *mime, const unsigned char *p, size_t n)
 {
-    struct ig_image *im = &f->job.refs[f->job.nrefs++];
+    struct ig_image *im = ig_job_add_ref(&f->job);
 
     im->data = ig_xmalloc(n ? n : 1);
     memcpy(im->data, p, n);

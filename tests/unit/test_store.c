@@ -79,7 +79,7 @@ static void get(struct ig_store *s, const struct ig_id *id, struct ig_task *out)
 
 static void add_output(struct ig_task *t, const char *blob_seed, const char *ext)
 {
-    struct ig_output *o = &t->outputs[t->noutputs++];
+    struct ig_output *o = ig_task_add_output(t);
 
     ig_sha256_hex(blob_seed, strlen(blob_seed), o->blob);
     snprintf(o->mime, sizeof(o->mime), "image/%s", ext);
