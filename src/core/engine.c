@@ -5,6 +5,7 @@
  * (run->busy == 0): callbacks never find freed memory. */
 #include "base/base.h"
 #include "core/engine.h"
+#include "media/blob.h"
 #include "media/image.h"
 #include "net/fetch.h"
 #include "net/transport.h"
@@ -24,6 +25,20 @@
 
 #define CLAIM_BATCH 64
 #define TICK_MS 1000
+#define WAIT_BUCKETS 256
+
+/* A client waiting for a task's end (ig_engine_wait). In the table until fired or unwaited;
+ * once fired, its delivery is posted to mb and frees it there. */
+struct ig_waiter {
+    struct ig_waiter *next;
+    struct ig_id id;
+    struct ig_mailbox *mb;
+    ig_waiter_fn *fn;
+    void *arg;
+    struct ig_task *task; /* the completed task, or NULL: read the store */
+    bool fired;           /* guarded by the table's mutex */
+    bool gone;            /* unwaited after it fired (mb's loop only) */
+};
 
 struct run;
 
@@ -50,6 +65,9 @@ struct ig_engine {
     atomic_int held;
     atomic_int adopting;    /* reserved at submission, not yet handed over (blocks the exit) */
     atomic_bool accepting;  /* false once stopping: submissions are no longer reserved */
+    pthread_mutex_t wmu;    /* guards waiters */
+    struct ig_waiter *waiters[WAIT_BUCKETS];
+    atomic_int nwaiters;
     struct run *runs;       /* tasks held now */
     int nalive;             /* runs not yet freed (held, or waiting for callbacks) */
 };
@@ -64,6 +82,7 @@ struct run {
     int busy;               /* callbacks still to come */
     int refs_pending;
     bool in_provider;       /* the provider has the job and has not called back */
+    bool waiters_fired;     /* its waiters have been told */
     bool finishing;         /* a terminal write is under way or done */
     bool terminal;          /* nothing more to do but wait for callbacks */
 };
@@ -107,6 +126,104 @@ static void maybe_exit(struct ig_engine *e);
 static void on_grace(evutil_socket_t fd, short what, void *arg);
 static void run_finish(struct run *r, enum ig_task_state state, enum ig_err err, const char *msg);
 
+/* ---- waiters (synchronous dialects) ---------------------------------------------------- */
+
+static unsigned wbucket(const struct ig_id *id)
+{
+    /* the random tail of the UUIDv7, not its clock */
+    return ((unsigned)id->b[14] << 8 | id->b[15]) % WAIT_BUCKETS;
+}
+
+struct ig_waiter *ig_engine_wait(struct ig_engine *e, const struct ig_id *id,
+                                 struct ig_mailbox *mb, ig_waiter_fn *fn, void *arg)
+{
+    struct ig_waiter *w = ig_xcalloc(1, sizeof(*w));
+    unsigned b = wbucket(id);
+
+    w->id = *id;
+    w->mb = mb;
+    w->fn = fn;
+    w->arg = arg;
+    pthread_mutex_lock(&e->wmu);
+    w->next = e->waiters[b];
+    e->waiters[b] = w;
+    atomic_fetch_add(&e->nwaiters, 1);
+    pthread_mutex_unlock(&e->wmu);
+    return w;
+}
+
+void ig_engine_unwait(struct ig_engine *e, struct ig_waiter *w)
+{
+    bool in_table = false;
+
+    pthread_mutex_lock(&e->wmu);
+    if (!w->fired) {
+        for (struct ig_waiter **p = &e->waiters[wbucket(&w->id)]; *p; p = &(*p)->next) {
+            if (*p == w) {
+                *p = w->next;
+                in_table = true;
+                atomic_fetch_sub(&e->nwaiters, 1);
+                break;
+            }
+        }
+    }
+    pthread_mutex_unlock(&e->wmu);
+    if (in_table)
+        free(w);
+    else
+        w->gone = true; /* its delivery is on the way to this loop: it frees w */
+}
+
+static void waiter_deliver(void *arg)
+{
+    struct ig_waiter *w = arg;
+
+    if (!w->gone)
+        w->fn(w->task, w->arg);
+    if (w->task) {
+        ig_task_release(w->task);
+        free(w->task);
+    }
+    free(w);
+}
+
+/* Tell everyone waiting for this task (id NULL: everyone) that it ended: t is the completed
+ * task, or NULL when the store has the answer. Engine loop. */
+static void fire_waiters(struct ig_engine *e, const struct ig_id *id, const struct ig_task *t)
+{
+    struct ig_waiter *out = NULL;
+
+    if (atomic_load(&e->nwaiters) == 0)
+        return;
+    pthread_mutex_lock(&e->wmu);
+    for (unsigned b = id ? wbucket(id) : 0; b < (id ? wbucket(id) + 1 : WAIT_BUCKETS); b++) {
+        for (struct ig_waiter **p = &e->waiters[b]; *p;) {
+            struct ig_waiter *w = *p;
+
+            if (id && !ig_id_equal(&w->id, id)) {
+                p = &w->next;
+                continue;
+            }
+            *p = w->next;
+            w->fired = true;
+            w->next = out;
+            out = w;
+            atomic_fetch_sub(&e->nwaiters, 1);
+        }
+    }
+    pthread_mutex_unlock(&e->wmu);
+    while (out) {
+        struct ig_waiter *w = out;
+
+        out = w->next;
+        if (t) {
+            w->task = ig_xcalloc(1, sizeof(*w->task));
+            ig_task_copy(w->task, t);
+        }
+        ig_mailbox_post(w->mb, waiter_deliver, w);
+    }
+}
+
 /* ---- run lifetime ----------------------------------------------------------------------- */
 
 static void run_free(struct run *r)
@@ -141,6 +258,10 @@ static void run_detach(struct run *r)
     if (r->terminal)
         return;
     r->terminal = true;
+    if (!r->waiters_fired) { /* it left our hands without a completion: the store knows */
+        r->waiters_fired = true;
+        fire_waiters(e, &r->task.id, NULL);
+    }
     if (r->deadline_ev)
         event_del(r->deadline_ev);
     if (r->renew_ev)
@@ -202,6 +323,10 @@ static void finish_then(struct wjob *w, enum ig_err err)
                 ig_task_state_name(w->fin->state),
                 (long long)(w->fin->finished_ms - r->task.created_ms), r->task.attempts,
                 w->fin->err ? ": " : "", w->fin->err ? ig_strerror(w->fin->err) : "");
+    if (!err) {
+        r->waiters_fired = true;
+        fire_waiters(r->e, &r->task.id, w->fin);
+    }
     ig_task_release(w->fin);
     free(w->fin);
     run_detach(r);
@@ -427,10 +552,68 @@ static void fetch_done(struct ig_fetch_result *res, void *arg)
     run_unref(r);
 }
 
+/* A `blob:<64 hex>.<ext>` reference: an image a dialect received inline and stored; read
+ * from the blob store on the pool, never fetched. */
+struct blob_ref {
+    struct fetch_ctx *fc;
+    struct ig_blob *blob;
+    size_t max;
+    char id[IG_SHA256_HEX_LEN + 1];
+    char ext[8];
+    struct ig_fetch_result res;
+};
+
+static bool parse_blob_ref(const char *ref, char *id, char *ext, size_t extlen)
+{
+    const char *p = ref + 5, *dot;
+
+    if (strncmp(ref, "blob:", 5) != 0 || !(dot = strchr(p, '.')) || dot - p != IG_SHA256_HEX_LEN)
+        return false;
+    for (const char *q = p; q < dot; q++)
+        if (!((*q >= '0' && *q <= '9') || (*q >= 'a' && *q <= 'f')))
+            return false;
+    if (strlen(dot + 1) == 0 || strlen(dot + 1) >= extlen || strspn(dot + 1, "abcdefghijklmnopqrstuvwxyz") != strlen(dot + 1))
+        return false;
+    memcpy(id, p, IG_SHA256_HEX_LEN);
+    id[IG_SHA256_HEX_LEN] = '\0';
+    snprintf(ext, extlen, "%s", dot + 1);
+    return true;
+}
+
+static void blob_ref_work(void *arg)
+{
+    struct blob_ref *br = arg;
+    unsigned char *data = NULL;
+    size_t len = 0;
+
+    br->res.err = ig_blob_get(br->blob, br->id, br->ext, br->max, &data, &len);
+    if (br->res.err) {
+        snprintf(br->res.errmsg, sizeof(br->res.errmsg), "%s",
+                 br->res.err == IG_E_NOT_FOUND ? "the stored image is gone"
+                                               : "the stored image could not be read");
+        br->res.err = IG_E_REFERENCE;
+        return;
+    }
+    br->res.status = 200;
+    br->res.body.data = (char *)data;
+    br->res.body.len = len;
+    br->res.body.cap = len;
+    br->res.body.max = len;
+}
+
+static void blob_ref_done(void *arg)
+{
+    struct blob_ref *br = arg;
+
+    fetch_done(&br->res, br->fc);
+    free(br);
+}
+
 static void run_fetch_refs(struct run *r)
 {
     struct ig_app *app = r->e->app;
     struct ig_fetch_opts o;
+    char msg[300];
 
     ig_fetch_opts_default(&o);
     o.max_bytes = (size_t)app->cfg.ref_max_bytes;
@@ -448,16 +631,26 @@ static void run_fetch_refs(struct run *r)
         fc->r = r;
         fc->index = i;
         r->busy++;
-        if (ig_fetch_start(r->e->tp, r->task.req.refs[i], &o, fetch_done, fc)) {
-            char msg[300];
+        if (strncmp(r->task.req.refs[i], "blob:", 5) == 0) {
+            struct blob_ref *br = ig_xcalloc(1, sizeof(*br));
 
-            free(fc);
-            r->busy--;
-            r->refs_pending -= r->task.req.nrefs - i;
-            snprintf(msg, sizeof(msg), "image_urls[%d]: not a fetchable http(s) URL", i);
-            run_finish(r, IG_TASK_FAILED, IG_E_REFERENCE, msg);
-            return;
+            br->fc = fc;
+            br->blob = app->blob;
+            br->max = o.max_bytes;
+            if (parse_blob_ref(r->task.req.refs[i], br->id, br->ext, sizeof(br->ext))) {
+                ig_pool_submit(r->e->pool, blob_ref_work, blob_ref_done, r->e->mb, br);
+                continue;
+            }
+            free(br);
+        } else if (ig_fetch_start(r->e->tp, r->task.req.refs[i], &o, fetch_done, fc) == IG_OK) {
+            continue;
         }
+        free(fc);
+        r->busy--;
+        r->refs_pending -= r->task.req.nrefs - i;
+        snprintf(msg, sizeof(msg), "image_urls[%d]: not a fetchable http(s) URL", i);
+        run_finish(r, IG_TASK_FAILED, IG_E_REFERENCE, msg);
+        return;
     }
 }
 
@@ -572,6 +765,7 @@ static void claim_then(struct wjob *w, enum ig_err err)
 
         ig_id_hex(&w->failed[i], hex);
         ig_info("engine: task %s failed before it could run (deadline or attempts)", hex);
+        fire_waiters(e, &w->failed[i], NULL);
     }
     atomic_fetch_sub(&e->held, w->max - w->ntasks); /* the slots it did not fill */
     for (int i = 0; i < w->ntasks; i++)
@@ -778,6 +972,7 @@ static void maybe_exit(struct ig_engine *e)
         atomic_load(&e->adopting) > 0)
         return;
     if (e->nalive == 0) {
+        fire_waiters(e, NULL, NULL); /* tasks still queued: their clients get the store's answer */
         event_base_loopexit(e->base, NULL);
     } else if (!e->calls_aborted) {
         /* Every task is finished or back in the queue; what is still under way (an upstream
@@ -834,7 +1029,8 @@ static void on_stop(void *arg)
 
     e->stopping = true;
     atomic_store(&e->accepting, false);
-    event_del(e->tick);
+    /* The tick stays: it claims nothing now, but keeps the loop from running dry (a run
+     * waiting on the CPU pool has no event of its own on this loop) before maybe_exit. */
     event_del(e->sweep_ev);
     if (e->runs)
         ig_info("engine: stopping: %d task(s) running, waiting up to %d s",
@@ -872,6 +1068,8 @@ struct ig_engine *ig_engine_start(struct ig_app *app, struct ig_provider *provid
     atomic_init(&e->held, 0);
     atomic_init(&e->adopting, 0);
     atomic_init(&e->accepting, true);
+    atomic_init(&e->nwaiters, 0);
+    pthread_mutex_init(&e->wmu, NULL);
     e->base = event_base_new();
     if (!e->base)
         IG_BUG("event_base_new failed");
@@ -918,6 +1116,15 @@ void ig_engine_free(struct ig_engine *e)
     }
     if (e->nalive)
         ig_warn("engine: %d task run(s) still waiting for callbacks at exit", e->nalive);
+    for (int b = 0; b < WAIT_BUCKETS; b++) { /* registered after the loop ended */
+        while (e->waiters[b]) {
+            struct ig_waiter *w = e->waiters[b];
+
+            e->waiters[b] = w->next;
+            free(w);
+        }
+    }
+    pthread_mutex_destroy(&e->wmu);
     event_free(e->tick);
     event_free(e->sweep_ev);
     event_free(e->grace_ev);

@@ -27,6 +27,18 @@ struct ig_engine *ig_engine_start(struct ig_app *app, struct ig_provider *provid
 typedef void ig_engine_submit_fn(enum ig_err err, const struct ig_task *t, void *arg);
 void ig_engine_submit(struct ig_engine *e, struct ig_task *t, struct ig_mailbox *mb,
                       ig_engine_submit_fn *done, void *arg);
+/* Synchronous dialects: wait for a task's end without holding a thread. Register before
+ * ig_engine_submit (the task may end at once). fn runs once, on mb's loop, with the task as it
+ * was completed (terminal state, outputs, text, usage, error, upstream record), or with NULL
+ * when it did not end in this engine's hands (put back in the queue by a stop, its lease lost,
+ * cancelled meanwhile, the finish failed): read it from the store then. The task passed to fn
+ * is freed when fn returns. Thread-safe. */
+struct ig_waiter;
+typedef void ig_waiter_fn(const struct ig_task *t, void *arg);
+struct ig_waiter *ig_engine_wait(struct ig_engine *e, const struct ig_id *id,
+                                 struct ig_mailbox *mb, ig_waiter_fn *fn, void *arg);
+/* On mb's loop only: fn will not run (the client went away, the submit failed). */
+void ig_engine_unwait(struct ig_engine *e, struct ig_waiter *w);
 /* Thread-safe: new tasks may be runnable. */
 void ig_engine_wake(struct ig_engine *e);
 /* Graceful stop: claim nothing more, give running tasks grace_s seconds to finish, put the

@@ -88,9 +88,84 @@ static void thread_request_id(struct ig_http_thread *th, char *out, size_t n)
     snprintf(out, n, "req_%s", uuid);
 }
 
+static void add_common_headers(struct evhttp_request *req, const char *request_id);
+
 void ig_hreq_free(struct ig_hreq *hr)
 {
+    if (hr->close_watch)
+        event_free(hr->close_watch);
     free(hr);
+}
+
+/* ---- waiting requests: noticing a client that went away ----------------------------------
+ * evhttp 2.1 stops reading a connection while its request is being answered, so it cannot see
+ * the client close it (libevent issues #78, #666); re-enabling its read callback is unsafe (a
+ * pipelined byte in that state aborts the process). Instead a separate read event watches the
+ * socket and peeks: end of file (or an error) means the client is gone; a byte of a pipelined
+ * request just ends the watching. */
+
+static void on_client_readable(evutil_socket_t fd, short what, void *arg)
+{
+    struct ig_hreq *hr = arg;
+    struct evhttp_connection *evcon = evhttp_request_get_connection(hr->req);
+    char c;
+    ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+
+    if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))) {
+        if (n > 0)
+            event_del(hr->close_watch);
+        return;
+    }
+    /* Gone: tell the waiter, then drop the connection and its request without a reply. */
+    hr->on_close(hr->on_close_arg);
+    ig_hreq_free(hr);
+    if (evcon)
+        evhttp_connection_free(evcon);
+}
+
+void ig_http_on_close(struct ig_hreq *hr, void (*fn)(void *arg), void *arg)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(hr->req);
+    struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+    evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
+
+    if (fd < 0 || hr->close_watch)
+        return;
+    hr->on_close = fn;
+    hr->on_close_arg = arg;
+    hr->close_watch = event_new(hr->th->base, fd, EV_READ | EV_PERSIST, on_client_readable, hr);
+    if (!hr->close_watch || event_add(hr->close_watch, NULL) != 0)
+        IG_BUG("http: cannot watch a waiting request's connection");
+}
+
+/* ---- streamed replies (Server-Sent Events) ------------------------------------------------- */
+
+void ig_http_stream_start(struct ig_hreq *hr, int status, const char *ctype)
+{
+    struct evkeyvalq *h = evhttp_request_get_output_headers(hr->req);
+
+    add_common_headers(hr->req, hr->request_id);
+    evhttp_add_header(h, "Content-Type", ctype);
+    evhttp_add_header(h, "Cache-Control", "no-cache");
+    hr->streaming = true;
+    evhttp_send_reply_start(hr->req, status, ig_http_reason(status));
+}
+
+void ig_http_stream_chunk(struct ig_hreq *hr, const void *p, size_t n)
+{
+    struct evbuffer *buf = evbuffer_new();
+
+    if (!buf)
+        IG_BUG("out of memory streaming a reply");
+    evbuffer_add(buf, p, n);
+    evhttp_send_reply_chunk(hr->req, buf);
+    evbuffer_free(buf);
+}
+
+void ig_http_stream_end(struct ig_hreq *hr)
+{
+    evhttp_send_reply_end(hr->req);
+    ig_hreq_free(hr);
 }
 
 static void add_common_headers(struct evhttp_request *req, const char *request_id)

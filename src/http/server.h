@@ -29,6 +29,10 @@ struct ig_hreq {
     char request_id[48];
     char path[1024];             /* decoded path, no query */
     int method;                  /* EVHTTP_REQ_* */
+    struct event *close_watch;   /* ig_http_on_close: the client socket, while we wait */
+    void (*on_close)(void *arg);
+    void *on_close_arg;
+    bool streaming;              /* ig_http_stream_start was called */
     /* How errors are shaped on this route (set by the router from the dialect). */
     void (*render_error)(struct ig_hreq *hr, int status, enum ig_err err, const char *field,
                          const char *msg);
@@ -61,6 +65,15 @@ const char *ig_http_get_header(struct ig_hreq *hr, const char *name);
 const char *ig_http_body(struct ig_hreq *hr, size_t *len);
 /* The Bearer token of the Authorization header, or NULL. */
 const char *ig_http_bearer(struct ig_hreq *hr, size_t *len);
+/* A request that waits (a synchronous dialect): fn(arg) runs on this loop if the client's
+ * connection closes before the reply is complete; hr is freed right after fn returns, so fn
+ * must forget it. Set once per request. */
+void ig_http_on_close(struct ig_hreq *hr, void (*fn)(void *arg), void *arg);
+/* A streamed reply (Server-Sent Events): headers now with chunked encoding, then chunks, then
+ * the end (which frees hr). ig_http_stream_chunk copies the bytes. */
+void ig_http_stream_start(struct ig_hreq *hr, int status, const char *ctype);
+void ig_http_stream_chunk(struct ig_hreq *hr, const void *p, size_t n);
+void ig_http_stream_end(struct ig_hreq *hr);
 /* Free a request context without replying (only after a reply was sent some other way). */
 void ig_hreq_free(struct ig_hreq *hr);
 
