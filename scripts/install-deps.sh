@@ -3,9 +3,10 @@
 # Idempotent: does nothing when every package is already installed.
 set -eu
 PKGS="build-essential cmake pkg-config libevent-dev libcjson-dev libcurl4-openssl-dev
-libsqlite3-dev libvips-dev libssl-dev libcmocka-dev curl"
+libsqlite3-dev libvips-dev libssl-dev libcmocka-dev curl sqlite3"
+# (sqlite3, the shell: the end-to-end tests read the ledger and task rows with it)
 if [ "${1:-}" = "--bench" ]; then
-    PKGS="$PKGS nginx-light libnginx-mod-http-echo wrk sqlite3"
+    PKGS="$PKGS nginx-light libnginx-mod-http-echo wrk"
 fi
 missing=""
 # Node.js runs the end-to-end tests; any install that provides `node` will do.

@@ -1,4 +1,4 @@
-/* cmd_keys.c: `imagegate keys create`: make an API key and print it alone on stdout. */
+/* cmd_keys.c: `imagegate keys create|list|credit|check`: API keys and their balances. */
 #include "base/base.h"
 #include "cli/cli.h"
 #include "policy/keys.h"
@@ -12,12 +12,22 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: imagegate keys create [--data DIR] [--name NAME] [--credits USD]\n\n"
-               "Creates an API key in the data directory's database and prints it alone on\n"
-               "stdout. Only its SHA-256 is stored: keep the printed key.\n\n"
+    fprintf(f, "usage: imagegate keys create [--data DIR] [--name NAME] [--credits USD]\n"
+               "       imagegate keys list   [--data DIR]\n"
+               "       imagegate keys credit ID --amount USD [--note TEXT] [--data DIR]\n"
+               "       imagegate keys check  [--data DIR]\n\n"
+               "create  makes an API key and prints it alone on stdout; only its SHA-256 is\n"
+               "        stored, so keep the printed key. With --credits the key is metered: it\n"
+               "        holds that opening balance and is refused (402) what it cannot pay.\n"
+               "        Without, it is unmetered: never refused, its charges still recorded.\n"
+               "list    one line per key: id, name, metered or not, balance, revoked\n"
+               "credit  adds USD to a key's balance (a negative amount takes away; a metered\n"
+               "        key never goes below 0) and prints the new balance\n"
+               "check   verifies that every key's balance equals the sum of its ledger entries\n\n"
                "  --data DIR       data directory [./data] (env IMAGEGATE_DATA)\n"
                "  --name NAME      a label for the key\n"
-               "  --credits USD    opening balance in US dollars, e.g. 5.00 [0]\n");
+               "  --credits USD    opening balance in US dollars, e.g. 5.00\n"
+               "  --amount USD     e.g. 10.00 or -2.50\n");
 }
 
 /* "5.00" -> 5000000 micro-dollars, decimal only. */
@@ -50,11 +60,155 @@ static bool parse_usd(const char *s, int64_t *out)
     return true;
 }
 
+/* "$5.000000" */
+static void print_usd(FILE *f, int64_t micro)
+{
+    uint64_t a = micro < 0 ? (uint64_t)0 - (uint64_t)micro : (uint64_t)micro;
+
+    fprintf(f, "%s%llu.%06llu", micro < 0 ? "-" : "", (unsigned long long)(a / 1000000),
+            (unsigned long long)(a % 1000000));
+}
+
+static struct ig_store *open_store(const char *data, const char *cmd)
+{
+    char path[1024];
+    struct ig_store *s = NULL;
+    struct ig_errbuf eb;
+
+    snprintf(path, sizeof(path), "%s/imagegate.db", data);
+    ig_errbuf_clear(&eb);
+    if (ig_store_open(&s, path, &eb) || ig_store_migrate(s, &eb)) {
+        fprintf(stderr, "imagegate keys %s: %s\n", cmd, eb.msg[0] ? eb.msg : "cannot open the store");
+        if (s)
+            ig_store_close(s);
+        return NULL;
+    }
+    return s;
+}
+
+static void list_one(const struct ig_key *k, void *arg)
+{
+    printf("%lld\t%s\t%s\t", (long long)k->id, k->name[0] ? k->name : "-",
+           k->metered ? "metered" : "unmetered");
+    print_usd(stdout, k->credits);
+    printf("\t%s\n", k->revoked ? "revoked" : "active");
+}
+
+struct check {
+    int keys, bad;
+};
+
+static void check_one(int64_t key_id, int64_t balance, int64_t sum, void *arg)
+{
+    struct check *c = arg;
+
+    c->keys++;
+    if (balance != sum) {
+        c->bad++;
+        printf("key %lld: balance ", (long long)key_id);
+        print_usd(stdout, balance);
+        printf(" but its ledger sums to ");
+        print_usd(stdout, sum);
+        printf("\n");
+    }
+}
+
+/* keys list | check | credit */
+static int keys_other(const char *cmd, int argc, char **argv, const char *data)
+{
+    const char *id_arg = NULL, *note = NULL;
+    int64_t amount = 0;
+    bool have_amount = false;
+    struct ig_store *s;
+    enum ig_err err;
+    int rc = 0;
+
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return 0;
+        }
+        if (argv[i][0] != '-' && strcmp(cmd, "credit") == 0 && !id_arg) {
+            id_arg = argv[i];
+            continue;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "imagegate keys %s: option '%s' needs a value\n", cmd, argv[i]);
+            return 2;
+        }
+        if (strcmp(argv[i], "--data") == 0) {
+            data = argv[++i];
+        } else if (strcmp(cmd, "credit") == 0 && strcmp(argv[i], "--note") == 0) {
+            note = argv[++i];
+        } else if (strcmp(cmd, "credit") == 0 && strcmp(argv[i], "--amount") == 0) {
+            const char *v = argv[++i];
+
+            if (!parse_usd(v[0] == '-' ? v + 1 : v, &amount) || amount == 0) {
+                fprintf(stderr, "imagegate keys credit: --amount takes non-zero US dollars as a "
+                                "decimal like 10.00 or -2.50, got '%s'\n", v);
+                return 2;
+            }
+            if (v[0] == '-')
+                amount = -amount;
+            have_amount = true;
+        } else {
+            fprintf(stderr, "imagegate keys %s: unknown option '%s'\n", cmd, argv[i]);
+            return 2;
+        }
+    }
+    if (strcmp(cmd, "credit") == 0 && (!id_arg || !have_amount)) {
+        fprintf(stderr, "imagegate keys credit: needs a key id (see keys list) and --amount\n");
+        return 2;
+    }
+    if (!(s = open_store(data, cmd)))
+        return 1;
+    if (strcmp(cmd, "list") == 0) {
+        err = ig_store_key_list(s, list_one, NULL);
+    } else if (strcmp(cmd, "check") == 0) {
+        struct check c = {0, 0};
+
+        err = ig_store_ledger_check(s, check_one, &c);
+        if (!err && c.bad == 0)
+            printf("ok: %d key(s), every balance equals the sum of its ledger entries\n", c.keys);
+        if (!err && c.bad > 0)
+            rc = 1;
+    } else {
+        char *end;
+        long long id = strtoll(id_arg, &end, 10);
+        int64_t balance = 0;
+
+        if (*end || id <= 0) {
+            fprintf(stderr, "imagegate keys credit: '%s' is not a key id (see keys list)\n", id_arg);
+            ig_store_close(s);
+            return 2;
+        }
+        err = ig_store_key_credit(s, id, amount, ig_now_ms(), note, &balance);
+        if (err == IG_E_NOT_FOUND || err == IG_E_INSUFFICIENT) {
+            fprintf(stderr, "imagegate keys credit: %s\n",
+                    err == IG_E_NOT_FOUND ? "no key has this id"
+                                          : "a metered key's balance cannot go below 0");
+            ig_store_close(s);
+            return 1;
+        }
+        if (!err) {
+            print_usd(stdout, balance);
+            printf("\n");
+        }
+    }
+    if (err) {
+        fprintf(stderr, "imagegate keys %s: %s\n", cmd, ig_strerror(err));
+        rc = 1;
+    }
+    ig_store_close(s);
+    return rc;
+}
+
 int ig_cmd_keys(int argc, char **argv)
 {
     const char *data = getenv("IMAGEGATE_DATA");
     const char *name = "";
     int64_t credits = 0;
+    bool metered = false;
     char path[1024], secret[IG_KEY_LEN + 1];
     struct ig_store *s = NULL;
     struct ig_errbuf eb;
@@ -66,6 +220,9 @@ int ig_cmd_keys(int argc, char **argv)
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
+    if (strcmp(argv[1], "list") == 0 || strcmp(argv[1], "check") == 0 ||
+        strcmp(argv[1], "credit") == 0)
+        return keys_other(argv[1], argc, argv, data);
     if (strcmp(argv[1], "create") != 0) {
         fprintf(stderr, "imagegate keys: unknown subcommand '%s'\n", argv[1]);
         usage(stderr);
@@ -85,6 +242,7 @@ int ig_cmd_keys(int argc, char **argv)
         else if (strcmp(argv[i], "--name") == 0)
             name = argv[++i];
         else if (strcmp(argv[i], "--credits") == 0) {
+            metered = true;
             if (!parse_usd(argv[++i], &credits)) {
                 fprintf(stderr, "imagegate keys create: --credits takes US dollars as a decimal "
                                 "like 5.00, got '%s'\n", argv[i]);
@@ -109,7 +267,7 @@ int ig_cmd_keys(int argc, char **argv)
     if (!err)
         err = ig_store_migrate(s, &eb);
     if (!err)
-        err = ig_key_create(s, name, credits, secret, NULL);
+        err = ig_key_create(s, name, credits, metered, secret, NULL);
     if (err) {
         fprintf(stderr, "imagegate keys create: %s\n", eb.msg[0] ? eb.msg : ig_strerror(err));
         if (s)

@@ -98,7 +98,7 @@ static int first_key(struct ig_store *s, const struct ig_app *app)
 
     if (ig_store_key_count(s, &n) || n > 0)
         return 0;
-    if (ig_key_create(s, "first key", 0, secret, NULL)) {
+    if (ig_key_create(s, "first key", 0, false, secret, NULL)) { /* the operator's own: unmetered */
         ig_error("serve: could not create the first API key");
         return 1;
     }

@@ -358,6 +358,10 @@ static void run_finish(struct run *r, enum ig_task_state state, enum ig_err err,
         cJSON_free(js);
     }
     if (state == IG_TASK_SUCCEEDED) {
+        /* what was delivered is paid, at the held price per image; the rest goes back */
+        int delivered = t->noutputs < t->req.n ? t->noutputs : t->req.n;
+
+        t->price_captured = t->req.n > 0 ? t->price_held / t->req.n * delivered : 0;
         t->expires_ms = t->finished_ms + ig_app_expiry_s(e->app, t->dialect) * 1000;
         t->usage = r->job.usage;
         if (r->job.text) {
@@ -885,6 +889,17 @@ static void esub_committed(enum ig_err err, void *arg)
     ig_mailbox_post(sb->mb, esub_reply, sb);
 }
 
+int64_t ig_engine_price(const struct ig_app *app, const struct ig_task *t)
+{
+    const struct ig_model *m = ig_catalog_find(app->catalog, t->model, NULL);
+    int ri = m ? ig_model_res_index(m, t->req.resolution[0] ? t->req.resolution : m->default_res)
+               : -1;
+
+    if (ri < 0 || t->req.n <= 0)
+        return 0;
+    return m->price_per_image[ri] * t->req.n;
+}
+
 void ig_engine_submit(struct ig_engine *e, struct ig_task *t, struct ig_mailbox *mb,
                       ig_engine_submit_fn *done, void *arg)
 {
@@ -893,6 +908,7 @@ void ig_engine_submit(struct ig_engine *e, struct ig_task *t, struct ig_mailbox 
     sb->e = e;
     sb->task = *t; /* takes over the strings */
     ig_task_init(t);
+    sb->task.price_held = ig_engine_price(e->app, &sb->task);
     sb->mb = mb;
     sb->done = done;
     sb->arg = arg;

@@ -27,6 +27,11 @@ struct ig_engine *ig_engine_start(struct ig_app *app, struct ig_provider *provid
 typedef void ig_engine_submit_fn(enum ig_err err, const struct ig_task *t, void *arg);
 void ig_engine_submit(struct ig_engine *e, struct ig_task *t, struct ig_mailbox *mb,
                       ig_engine_submit_fn *done, void *arg);
+/* What a task holds at admission: the model's price per image at its resolution (micro-
+ * dollars, etc/models.json) times the images asked for. The store places the hold in the
+ * task's own transaction (IG_E_INSUFFICIENT for a metered key that cannot pay) and settles it
+ * in the one that ends the task: released, and what was delivered captured. */
+int64_t ig_engine_price(const struct ig_app *app, const struct ig_task *t);
 /* Synchronous dialects: wait for a task's end without holding a thread. Register before
  * ig_engine_submit (the task may end at once). fn runs once, on mb's loop, with the task as it
  * was completed (terminal state, outputs, text, usage, error, upstream record), or with NULL

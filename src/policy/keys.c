@@ -55,8 +55,8 @@ void ig_key_hash(const char *key, size_t len, unsigned char out[IG_SHA256_LEN])
     ig_sha256(key, len, out);
 }
 
-enum ig_err ig_key_create(struct ig_store *s, const char *name, int64_t credits, char *secret,
-                          struct ig_key *out)
+enum ig_err ig_key_create(struct ig_store *s, const char *name, int64_t credits, bool metered,
+                          char *secret, struct ig_key *out)
 {
     struct ig_key k;
     enum ig_err err;
@@ -67,6 +67,7 @@ enum ig_err ig_key_create(struct ig_store *s, const char *name, int64_t credits,
     snprintf(k.name, sizeof(k.name), "%s", name ? name : "");
     k.created_ms = ig_now_ms();
     k.credits = credits;
+    k.metered = metered;
     err = ig_store_key_insert(s, &k);
     if (!err && out)
         *out = k;

@@ -19,9 +19,12 @@ void ig_key_generate(char *out);
 bool ig_key_well_formed(const char *key, size_t len);
 void ig_key_hash(const char *key, size_t len, unsigned char out[IG_SHA256_LEN]);
 
-/* Create and store a key; the secret is written to secret (IG_KEY_LEN + 1 bytes). */
-enum ig_err ig_key_create(struct ig_store *s, const char *name, int64_t credits, char *secret,
-                          struct ig_key *out);
+/* Create and store a key; the secret is written to secret (IG_KEY_LEN + 1 bytes). credits
+ * (micro-dollars) is its opening balance, entered in the ledger. A metered key is refused a
+ * request its balance cannot pay; an unmetered one never is (its balance goes below zero by
+ * what it spent). */
+enum ig_err ig_key_create(struct ig_store *s, const char *name, int64_t credits, bool metered,
+                          char *secret, struct ig_key *out);
 
 /* The key a request presents: IG_E_UNAUTHENTICATED for a malformed, unknown or revoked key. */
 enum ig_err ig_key_check(struct ig_store *s, const char *key, size_t len, struct ig_key *out);

@@ -22,9 +22,15 @@ struct ig_key {
     unsigned char hash[IG_SHA256_LEN]; /* SHA-256 of the secret; the secret is never stored */
     char name[64];
     int64_t created_ms;
-    int64_t credits;                   /* micro-dollars (the ledger arrives with accounts) */
+    int64_t credits;                   /* balance, micro-dollars: the sum of its ledger entries */
+    bool metered;                      /* refused when the balance cannot pay; else it records */
     bool revoked;
 };
+
+/* One key (key_list). */
+typedef void ig_store_key_fn(const struct ig_key *k, void *arg);
+/* One key's balance against its ledger (ledger_check). */
+typedef void ig_store_balance_fn(int64_t key_id, int64_t balance, int64_t ledger_sum, void *arg);
 
 /* What the expiry sweep found: a blob that no unexpired task references any more. */
 typedef void ig_store_blob_fn(const char *blob, const char *ext, void *arg);
@@ -88,7 +94,17 @@ struct ig_store_ops {
     enum ig_err (*task_counts)(struct ig_store *s, int64_t *counts);
 
     /* Keys. */
-    enum ig_err (*key_insert)(struct ig_store *s, struct ig_key *k); /* sets k->id */
+    /* Sets k->id; a non-zero k->credits is the first top-up, entered in the ledger. */
+    enum ig_err (*key_insert)(struct ig_store *s, struct ig_key *k);
+    /* Add amount (micro-dollars; negative takes away) to a key's balance as a ledger entry of
+     * kind "topup" (amount > 0) or "adjust". A metered key's balance never goes below 0
+     * (IG_E_INSUFFICIENT). IG_E_NOT_FOUND for an unknown key. */
+    enum ig_err (*key_credit)(struct ig_store *s, int64_t key_id, int64_t amount, int64_t now,
+                              const char *note, int64_t *balance);
+    /* Every key, by id. */
+    enum ig_err (*key_list)(struct ig_store *s, ig_store_key_fn *fn, void *arg);
+    /* Every key's balance and the sum of its ledger entries (they must be equal). */
+    enum ig_err (*ledger_check)(struct ig_store *s, ig_store_balance_fn *fn, void *arg);
     enum ig_err (*key_by_hash)(struct ig_store *s, const unsigned char hash[IG_SHA256_LEN],
                                struct ig_key *out);
     enum ig_err (*key_count)(struct ig_store *s, int64_t *n);
@@ -171,6 +187,20 @@ static inline enum ig_err ig_store_task_counts(struct ig_store *s, int64_t *coun
 static inline enum ig_err ig_store_key_insert(struct ig_store *s, struct ig_key *k)
 {
     return s->ops->key_insert(s, k);
+}
+static inline enum ig_err ig_store_key_credit(struct ig_store *s, int64_t key_id, int64_t amount,
+                                              int64_t now, const char *note, int64_t *balance)
+{
+    return s->ops->key_credit(s, key_id, amount, now, note, balance);
+}
+static inline enum ig_err ig_store_key_list(struct ig_store *s, ig_store_key_fn *fn, void *arg)
+{
+    return s->ops->key_list(s, fn, arg);
+}
+static inline enum ig_err ig_store_ledger_check(struct ig_store *s, ig_store_balance_fn *fn,
+                                                void *arg)
+{
+    return s->ops->ledger_check(s, fn, arg);
 }
 static inline enum ig_err ig_store_key_by_hash(struct ig_store *s,
                                                const unsigned char hash[IG_SHA256_LEN],

@@ -128,6 +128,21 @@ static const char *const migrations[] = {
     ");",
     /* 2: what the upstream did: attempts, modelVersion, responseId (JSON). */
     "ALTER TABLE tasks ADD COLUMN upstream TEXT;",
+    /* 3: the credits ledger. keys.credits is the balance, kept equal to the sum of the key's
+     * entries in the transaction that adds them. A task has at most one hold, one release and
+     * one capture (the unique index): no bug, retry or replay can charge a task twice. */
+    "CREATE TABLE ledger ("
+    " id INTEGER PRIMARY KEY,"
+    " key_id INTEGER NOT NULL,"
+    " task_id TEXT," /* NULL for top-ups and adjustments */
+    " kind TEXT NOT NULL CHECK (kind IN ('topup', 'hold', 'release', 'capture', 'adjust')),"
+    " amount INTEGER NOT NULL," /* micro-dollars: the change to the key's balance */
+    " created_ms INTEGER NOT NULL,"
+    " note TEXT"
+    ");"
+    "CREATE INDEX ledger_key ON ledger (key_id, id);"
+    "CREATE UNIQUE INDEX ledger_task_kind ON ledger (task_id, kind) WHERE task_id IS NOT NULL;"
+    "ALTER TABLE keys ADD COLUMN metered INTEGER NOT NULL DEFAULT 0;",
 };
 
 enum st {
@@ -148,6 +163,14 @@ enum st {
     ST_OUTPUTS_DELETE,
     ST_OUTPUT_INSERT,
     ST_CLAIM_DOOMED,
+    ST_HOLD,
+    ST_BALANCE_ADD,
+    ST_LEDGER_ADD,
+    ST_TASK_MONEY,
+    ST_LEDGER_CHECK,
+    ST_KEY_CREDIT,
+    ST_KEY_EXISTS,
+    ST_KEY_LIST,
     ST_CLAIM_FAIL,
     ST_CLAIM_SELECT,
     ST_CLAIM_UPDATE,
@@ -187,6 +210,16 @@ static const char *const sql[ST__COUNT] = {
     [ST_OUTPUTS_DELETE] = "DELETE FROM task_outputs WHERE task_id = ?1",
     [ST_OUTPUT_INSERT] = "INSERT INTO task_outputs (task_id, idx, blob, mime, ext, width, height, "
                          "bytes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    /* A metered key pays only from what it has; an unmetered one's balance may go below 0
+     * (it records what was spent). */
+    [ST_HOLD] = "UPDATE keys SET credits = credits - ?2 WHERE id = ?1 AND revoked = 0 AND "
+                "(metered = 0 OR credits >= ?2)",
+    [ST_BALANCE_ADD] = "UPDATE keys SET credits = credits + ?2 WHERE id = ?1",
+    [ST_LEDGER_ADD] = "INSERT INTO ledger (key_id, task_id, kind, amount, created_ms, note) "
+                      "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [ST_TASK_MONEY] = "SELECT key_id, price_held FROM tasks WHERE id = ?1",
+    [ST_LEDGER_CHECK] = "SELECT k.id, k.credits, COALESCE((SELECT SUM(amount) FROM ledger l "
+                        "WHERE l.key_id = k.id), 0) FROM keys k ORDER BY k.id",
     [ST_CLAIM_DOOMED] = "SELECT id, attempts, deadline_ms > 0 AND deadline_ms < ?1 FROM tasks "
                         "WHERE " RUNNABLE " AND " DOOMED " ORDER BY created_ms, id LIMIT ?2",
     [ST_CLAIM_FAIL] = "UPDATE tasks SET state = 'failed', err = ?3, err_message = ?4, "
@@ -219,11 +252,16 @@ static const char *const sql[ST__COUNT] = {
     [ST_BLOB_LIVE] = "SELECT 1 FROM task_outputs o JOIN tasks t ON t.id = o.task_id "
                      "WHERE o.blob = ?1 AND t.outputs_expired = 0 LIMIT 1",
     [ST_COUNTS] = "SELECT state, COUNT(*) FROM tasks GROUP BY state",
-    [ST_KEY_INSERT] = "INSERT INTO keys (hash, name, created_ms, credits, revoked) "
-                      "VALUES (?1, ?2, ?3, ?4, ?5)",
-    [ST_KEY_BY_HASH] = "SELECT id, hash, name, created_ms, credits, revoked FROM keys "
+    [ST_KEY_INSERT] = "INSERT INTO keys (hash, name, created_ms, credits, revoked, metered) "
+                      "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [ST_KEY_BY_HASH] = "SELECT id, hash, name, created_ms, credits, revoked, metered FROM keys "
                        "WHERE hash = ?1",
+    [ST_KEY_CREDIT] = "UPDATE keys SET credits = credits + ?2 WHERE id = ?1 AND "
+                      "(metered = 0 OR credits + ?2 >= 0) RETURNING credits",
     [ST_KEY_COUNT] = "SELECT COUNT(*) FROM keys",
+    [ST_KEY_EXISTS] = "SELECT 1 FROM keys WHERE id = ?1",
+    [ST_KEY_LIST] = "SELECT id, hash, name, created_ms, credits, revoked, metered FROM keys "
+                    "ORDER BY id",
 };
 
 struct ctx {
@@ -590,6 +628,78 @@ static enum ig_err insert_outputs(struct ig_store *s, const struct ig_task *t)
     return err;
 }
 
+/* ---- the ledger: every change of a balance is an entry, in the transaction that causes it --- */
+
+static enum ig_err ledger_entry(struct ig_store *s, int64_t key_id, const struct ig_id *task,
+                                const char *kind, int64_t amount, int64_t now, const char *note)
+{
+    sqlite3_stmt *st;
+    enum ig_err err = prep(s, ST_LEDGER_ADD, &st);
+
+    if (err)
+        return err;
+    sqlite3_bind_int64(st, 1, key_id);
+    if (task)
+        bind_id(st, 2, task);
+    else
+        sqlite3_bind_null(st, 2);
+    bind_str(st, 3, kind);
+    sqlite3_bind_int64(st, 4, amount);
+    sqlite3_bind_int64(st, 5, now);
+    bind_str(st, 6, note);
+    return step_done(s, st);
+}
+
+static enum ig_err balance_add(struct ig_store *s, int64_t key_id, int64_t amount)
+{
+    sqlite3_stmt *st;
+    enum ig_err err = prep(s, ST_BALANCE_ADD, &st);
+
+    if (err)
+        return err;
+    sqlite3_bind_int64(st, 1, key_id);
+    sqlite3_bind_int64(st, 2, amount);
+    err = step_done(s, st);
+    if (!err && sqlite3_changes(db_of(s)) != 1)
+        err = IG_E_NOT_FOUND;
+    return err;
+}
+
+/* The task has just become terminal in this transaction: its hold goes back and what it
+ * delivered (captured, at most the hold) is taken. */
+static enum ig_err ledger_settle(struct ig_store *s, const struct ig_id *id, int64_t captured,
+                                 int64_t now)
+{
+    sqlite3_stmt *st;
+    enum ig_err err = prep(s, ST_TASK_MONEY, &st);
+    int64_t key_id = 0, held = 0;
+    int rc;
+
+    if (err)
+        return err;
+    bind_id(st, 1, id);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        key_id = sqlite3_column_int64(st, 0);
+        held = sqlite3_column_int64(st, 1);
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW)
+        return rc == SQLITE_DONE ? IG_E_NOT_FOUND : dberr(s, rc);
+    if (captured > held)
+        captured = held;
+    if (captured < 0)
+        captured = 0;
+    if (held == 0)
+        return IG_OK;
+    err = ledger_entry(s, key_id, id, "release", held, now, NULL);
+    if (!err && captured > 0)
+        err = ledger_entry(s, key_id, id, "capture", -captured, now, NULL);
+    if (!err)
+        err = balance_add(s, key_id, held - captured);
+    return err;
+}
+
 static enum ig_err sq_task_insert(struct ig_store *s, const struct ig_task *t)
 {
     sqlite3_stmt *st;
@@ -639,6 +749,20 @@ static enum ig_err sq_task_insert(struct ig_store *s, const struct ig_task *t)
     err = step_done(s, st);
     if (!err)
         err = insert_outputs(s, t);
+    if (!err && t->price_held > 0 && !ig_task_state_is_terminal(t->state)) {
+        /* the hold, in the task's own transaction: no task without its hold, no hold without
+         * its task */
+        err = prep(s, ST_HOLD, &st);
+        if (!err) {
+            sqlite3_bind_int64(st, 1, t->key_id);
+            sqlite3_bind_int64(st, 2, t->price_held);
+            err = step_done(s, st);
+        }
+        if (!err && sqlite3_changes(db_of(s)) != 1)
+            err = IG_E_INSUFFICIENT;
+        if (!err)
+            err = ledger_entry(s, t->key_id, &t->id, "hold", -t->price_held, t->created_ms, NULL);
+    }
 out:
     free(req);
     return op_end(s, true, own, err);
@@ -806,8 +930,10 @@ static enum ig_err fail_doomed(struct ig_store *s, int64_t now, struct ig_id *fa
         bind_str(st, 4, msg);
         err = step_done(s, st);
         free(msg);
-        if (!err && sqlite3_changes(db_of(s)) == 1)
+        if (!err && sqlite3_changes(db_of(s)) == 1) {
+            err = ledger_settle(s, &d[i].id, 0, now);
             failed[(*nfailed)++] = d[i].id;
+        }
     }
     free(d);
     return err;
@@ -949,6 +1075,9 @@ static enum ig_err sq_task_finish(struct ig_store *s, const struct ig_task *t, c
     err = step_cas(s, st);
     if (!err)
         err = insert_outputs(s, t);
+    if (!err)
+        err = ledger_settle(s, &t->id, t->state == IG_TASK_SUCCEEDED ? t->price_captured : 0,
+                            t->finished_ms);
 out:
     return op_end(s, true, own, err);
 }
@@ -992,16 +1121,23 @@ static enum ig_err sq_task_cancel(struct ig_store *s, const struct ig_id *id, in
 {
     sqlite3_stmt *st;
     enum ig_err err;
+    bool own;
 
-    err = prep(s, ST_CANCEL, &st);
+    err = op_begin(s, true, &own);
     if (err)
         return err;
+    err = prep(s, ST_CANCEL, &st);
+    if (err)
+        goto out;
     bind_id(st, 1, id);
     sqlite3_bind_int64(st, 2, now);
     err = step_cas(s, st);
     if (err == IG_E_CONFLICT && task_exists(s, id) == IG_E_NOT_FOUND)
         err = IG_E_NOT_FOUND;
-    return err;
+    if (!err)
+        err = ledger_settle(s, id, 0, now);
+out:
+    return op_end(s, true, own, err);
 }
 
 static enum ig_err sq_task_expire_leases(struct ig_store *s, int64_t now, int *n)
@@ -1126,19 +1262,131 @@ static enum ig_err sq_key_insert(struct ig_store *s, struct ig_key *k)
 {
     sqlite3_stmt *st;
     enum ig_err err;
+    bool own;
 
-    err = prep(s, ST_KEY_INSERT, &st);
+    if (k->credits < 0)
+        return IG_E_INVALID;
+    err = op_begin(s, true, &own);
     if (err)
         return err;
+    err = prep(s, ST_KEY_INSERT, &st);
+    if (err)
+        goto out;
     sqlite3_bind_blob(st, 1, k->hash, IG_SHA256_LEN, SQLITE_TRANSIENT);
     bind_str(st, 2, k->name);
     sqlite3_bind_int64(st, 3, k->created_ms);
     sqlite3_bind_int64(st, 4, k->credits);
     sqlite3_bind_int(st, 5, k->revoked);
+    sqlite3_bind_int(st, 6, k->metered);
     err = step_done(s, st);
     if (!err)
         k->id = sqlite3_last_insert_rowid(db_of(s));
-    return err;
+    if (!err && k->credits > 0)
+        err = ledger_entry(s, k->id, NULL, "topup", k->credits, k->created_ms, "initial credits");
+out:
+    return op_end(s, true, own, err);
+}
+
+static bool key_exists(struct ig_store *s, int64_t key_id)
+{
+    sqlite3_stmt *st;
+    bool found;
+
+    if (prep(s, ST_KEY_EXISTS, &st))
+        return false;
+    sqlite3_bind_int64(st, 1, key_id);
+    found = sqlite3_step(st) == SQLITE_ROW;
+    sqlite3_reset(st);
+    return found;
+}
+
+static enum ig_err sq_key_credit(struct ig_store *s, int64_t key_id, int64_t amount, int64_t now,
+                                 const char *note, int64_t *balance)
+{
+    sqlite3_stmt *st;
+    enum ig_err err;
+    bool own;
+    int rc;
+
+    if (amount == 0)
+        return IG_E_INVALID;
+    err = op_begin(s, true, &own);
+    if (err)
+        return err;
+    err = prep(s, ST_KEY_CREDIT, &st);
+    if (err)
+        goto out;
+    sqlite3_bind_int64(st, 1, key_id);
+    sqlite3_bind_int64(st, 2, amount);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW && balance)
+        *balance = sqlite3_column_int64(st, 0);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        err = dberr(s, rc);
+    sqlite3_reset(st);
+    if (!err && rc == SQLITE_DONE) /* no such key, or a metered one that would go below 0 */
+        err = key_exists(s, key_id) ? IG_E_INSUFFICIENT : IG_E_NOT_FOUND;
+    if (!err)
+        err = ledger_entry(s, key_id, NULL, amount > 0 ? "topup" : "adjust", amount, now, note);
+out:
+    return op_end(s, true, own, err);
+}
+
+static enum ig_err sq_key_list(struct ig_store *s, ig_store_key_fn *fn, void *arg)
+{
+    sqlite3_stmt *st;
+    enum ig_err err;
+    bool own;
+    int rc;
+
+    err = op_begin(s, false, &own);
+    if (err)
+        return err;
+    err = prep(s, ST_KEY_LIST, &st);
+    if (err)
+        goto out;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct ig_key k;
+
+        memset(&k, 0, sizeof(k));
+        k.id = sqlite3_column_int64(st, 0);
+        if (sqlite3_column_bytes(st, 1) == IG_SHA256_LEN)
+            memcpy(k.hash, sqlite3_column_blob(st, 1), IG_SHA256_LEN);
+        col_fixed(st, 2, k.name, sizeof(k.name));
+        k.created_ms = sqlite3_column_int64(st, 3);
+        k.credits = sqlite3_column_int64(st, 4);
+        k.revoked = sqlite3_column_int(st, 5) != 0;
+        k.metered = sqlite3_column_int(st, 6) != 0;
+        fn(&k, arg);
+    }
+    if (rc != SQLITE_DONE)
+        err = dberr(s, rc);
+    sqlite3_reset(st);
+out:
+    return op_end(s, false, own, err);
+}
+
+static enum ig_err sq_ledger_check(struct ig_store *s, ig_store_balance_fn *fn, void *arg)
+{
+    sqlite3_stmt *st;
+    enum ig_err err;
+    bool own;
+    int rc;
+
+    err = op_begin(s, false, &own);
+    if (err)
+        return err;
+    err = prep(s, ST_LEDGER_CHECK, &st);
+    if (err)
+        goto out;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        fn(sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1), sqlite3_column_int64(st, 2),
+           arg);
+    if (rc != SQLITE_DONE)
+        err = dberr(s, rc);
+    sqlite3_reset(st);
+out:
+    return op_end(s, false, own, err);
 }
 
 static enum ig_err sq_key_by_hash(struct ig_store *s, const unsigned char hash[IG_SHA256_LEN],
@@ -1164,6 +1412,7 @@ static enum ig_err sq_key_by_hash(struct ig_store *s, const unsigned char hash[I
         out->created_ms = sqlite3_column_int64(st, 3);
         out->credits = sqlite3_column_int64(st, 4);
         out->revoked = sqlite3_column_int(st, 5) != 0;
+        out->metered = sqlite3_column_int(st, 6) != 0;
     } else if (rc == SQLITE_DONE) {
         err = IG_E_NOT_FOUND;
     } else {
@@ -1215,6 +1464,9 @@ const struct ig_store_ops ig_store_sqlite_ops = {
     .sweep_expired = sq_sweep_expired,
     .task_counts = sq_task_counts,
     .key_insert = sq_key_insert,
+    .key_credit = sq_key_credit,
+    .key_list = sq_key_list,
+    .ledger_check = sq_ledger_check,
     .key_by_hash = sq_key_by_hash,
     .key_count = sq_key_count,
 };

@@ -4,7 +4,6 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { startServer, cleanup, submit, poll, curl, pmap, RE } from './lib/harness.mjs';
-import { haveSqlite } from './lib/upstream.mjs';
 
 after(cleanup);
 
@@ -65,7 +64,7 @@ function row(server, id) {
   return out;
 }
 
-test('admission: with room a task is stored already running (leased, attempt 1); past --max-inflight it waits queued and runs after', { skip: !haveSqlite() && 'no sqlite3 shell' }, async () => {
+test('admission: with room a task is stored already running (leased, attempt 1); past --max-inflight it waits queued and runs after', async () => {
   const s = await startServer({ args: ['--max-inflight', '2', '--offline-latency-ms', '1500'] });
   const ids = [];
   for (let i = 0; i < 3; i++) {

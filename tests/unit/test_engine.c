@@ -57,6 +57,14 @@ static void start(struct fixture *f, int latency_ms, int max_inflight)
     assert_int_equal(ig_catalog_load_default(&f->app.catalog, &eb), IG_OK);
     snprintf(path, sizeof(path), "%s/imagegate.db", f->dir);
     s = ig_test_open_store(path);
+    {
+        struct ig_key k; /* key 1, unmetered: tasks hold and settle against it */
+
+        memset(&k, 0, sizeof(k));
+        ig_sha256("engine-test", 11, k.hash);
+        assert_int_equal(ig_store_key_insert(s, &k), IG_OK);
+        assert_int_equal(k.id, 1);
+    }
     snprintf(path, sizeof(path), "%s/blobs", f->dir);
     assert_int_equal(ig_blob_open_fs(&f->app.blob, path, &eb), IG_OK);
     f->app.writer = ig_writer_new(s, 64);
@@ -141,6 +149,8 @@ static void test_engine__waiter_gets_the_completed_task(void **state)
     assert_int_equal(s.task.state, IG_TASK_SUCCEEDED);
     assert_string_equal(s.task.dialect, "gemini");
     assert_int_equal(s.task.noutputs, 2);
+    assert_int_equal(s.task.price_held, 2 * 39000);
+    assert_int_equal(s.task.price_captured, 2 * 39000);
     for (int i = 0; i < 2; i++) {
         unsigned char *data;
         size_t len;

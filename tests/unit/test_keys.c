@@ -215,7 +215,7 @@ static void test_keys__create_then_check(void **state)
     int64_t before = ig_now_ms();
 
     memset(&made, 0, sizeof(made));
-    assert_int_equal(ig_key_create(f->s, "alice", 5000000, secret, &made), IG_OK);
+    assert_int_equal(ig_key_create(f->s, "alice", 5000000, false, secret, &made), IG_OK);
     assert_true(matches_format(secret));
     assert_true(made.id > 0);
     assert_string_equal(made.name, "alice");
@@ -236,7 +236,7 @@ static void test_keys__create_then_check(void **state)
         char secret2[IG_KEY_LEN + 1];
         struct ig_key made2;
 
-        assert_int_equal(ig_key_create(f->s, NULL, 0, secret2, &made2), IG_OK);
+        assert_int_equal(ig_key_create(f->s, NULL, 0, false, secret2, &made2), IG_OK);
         assert_true(made2.id != made.id);
         assert_string_not_equal(secret2, secret);
         assert_int_equal(ig_key_check(f->s, secret2, IG_KEY_LEN, &got), IG_OK);
@@ -246,7 +246,7 @@ static void test_keys__create_then_check(void **state)
         assert_int_equal(got.id, made.id);
     }
     /* out may be NULL. */
-    assert_int_equal(ig_key_create(f->s, "bob", 1, secret, NULL), IG_OK);
+    assert_int_equal(ig_key_create(f->s, "bob", 1, false, secret, NULL), IG_OK);
     assert_int_equal(ig_key_check(f->s, secret, IG_KEY_LEN, &got), IG_OK);
     assert_string_equal(got.name, "bob");
 }
@@ -257,7 +257,7 @@ static void test_keys__unknown_and_malformed_are_unauthenticated(void **state)
     char secret[IG_KEY_LEN + 1], other[IG_KEY_LEN + 1];
     struct ig_key got;
 
-    assert_int_equal(ig_key_create(f->s, "alice", 0, secret, NULL), IG_OK);
+    assert_int_equal(ig_key_create(f->s, "alice", 0, false, secret, NULL), IG_OK);
     ig_key_generate(other); /* well formed, never stored */
     assert_true(ig_key_well_formed(other, IG_KEY_LEN));
     assert_int_equal(ig_key_check(f->s, other, IG_KEY_LEN, &got), IG_E_UNAUTHENTICATED);
@@ -276,7 +276,7 @@ static void test_keys__revoked_is_unauthenticated(void **state)
     struct ig_key made, got;
     char sql[128];
 
-    assert_int_equal(ig_key_create(f->s, "alice", 0, secret, &made), IG_OK);
+    assert_int_equal(ig_key_create(f->s, "alice", 0, false, secret, &made), IG_OK);
     assert_int_equal(ig_key_check(f->s, secret, IG_KEY_LEN, &got), IG_OK);
     snprintf(sql, sizeof(sql), "UPDATE keys SET revoked = 1 WHERE id = %lld", (long long)made.id);
     db_exec(f, sql);
@@ -313,7 +313,7 @@ static void test_keys__store_holds_hash_never_key(void **state)
     sqlite3_stmt *st = NULL;
     int rows = 0;
 
-    assert_int_equal(ig_key_create(f->s, "alice", 0, secret, &made), IG_OK);
+    assert_int_equal(ig_key_create(f->s, "alice", 0, false, secret, &made), IG_OK);
     ig_sha256(secret, IG_KEY_LEN, want);
     assert_memory_equal(made.hash, want, IG_SHA256_LEN);
 
@@ -364,7 +364,7 @@ static void test_keys__cache_hits(void **state)
     char secret[IG_KEY_LEN + 1], sql[128];
     struct ig_key made, a, b;
 
-    assert_int_equal(ig_key_create(f->s, "alice", 42, secret, &made), IG_OK);
+    assert_int_equal(ig_key_create(f->s, "alice", 42, false, secret, &made), IG_OK);
     memset(&a, 0, sizeof(a));
     memset(&b, 0, sizeof(b));
     assert_int_equal(ig_key_check_cached(cache, f->s, secret, IG_KEY_LEN, &a), IG_OK);
@@ -399,7 +399,7 @@ static void test_keys__cache_refuses_what_store_refuses(void **state)
     struct ig_key got;
     int used = 0;
 
-    assert_int_equal(ig_key_create(f->s, "alice", 0, secret, NULL), IG_OK);
+    assert_int_equal(ig_key_create(f->s, "alice", 0, false, secret, NULL), IG_OK);
     ig_key_generate(other);
     assert_int_equal(ig_key_check_cached(cache, f->s, other, IG_KEY_LEN, &got),
                      IG_E_UNAUTHENTICATED);
@@ -421,7 +421,7 @@ static void test_keys__cache_refuses_what_store_refuses(void **state)
         char s2[IG_KEY_LEN + 1];
         struct ig_key made;
 
-        assert_int_equal(ig_key_create(f->s, "many", i, s2, &made), IG_OK);
+        assert_int_equal(ig_key_create(f->s, "many", i, false, s2, &made), IG_OK);
         assert_int_equal(ig_key_check_cached(cache, f->s, s2, IG_KEY_LEN, &got), IG_OK);
         assert_int_equal(got.id, made.id);
         assert_int_equal(ig_key_check_cached(cache, f->s, s2, IG_KEY_LEN, &got), IG_OK);

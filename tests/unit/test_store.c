@@ -113,7 +113,7 @@ static void test_store__migrate_is_idempotent(void **state)
     assert_int_equal(sqlite3_open(f->path + strlen("sqlite:"), &db), SQLITE_OK);
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(st, 0), 2); /* the latest schema */
+    assert_int_equal(sqlite3_column_int(st, 0), 3); /* the latest schema */
     sqlite3_finalize(st);
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
@@ -875,6 +875,151 @@ static void test_store__two_connections_see_commits(void **state)
     ig_task_release(&t);
 }
 
+/* ---- the ledger ------------------------------------------------------------------------- */
+
+static int64_t new_key(struct ig_store *s, const char *secret, int64_t credits, bool metered)
+{
+    struct ig_key k;
+
+    memset(&k, 0, sizeof(k));
+    ig_sha256(secret, strlen(secret), k.hash);
+    k.created_ms = NOW;
+    k.credits = credits;
+    k.metered = metered;
+    assert_int_equal(ig_store_key_insert(s, &k), IG_OK);
+    return k.id;
+}
+
+static int64_t key_balance(struct ig_store *s, const char *secret)
+{
+    unsigned char h[IG_SHA256_LEN];
+    struct ig_key k;
+
+    ig_sha256(secret, strlen(secret), h);
+    assert_int_equal(ig_store_key_by_hash(s, h, &k), IG_OK);
+    return k.credits;
+}
+
+struct sums {
+    int n, bad;
+};
+
+static void count_balances(int64_t key_id, int64_t balance, int64_t sum, void *arg)
+{
+    struct sums *c = arg;
+
+    c->n++;
+    c->bad += balance != sum;
+}
+
+static void assert_ledger_adds_up(struct ig_store *s, int nkeys)
+{
+    struct sums c = {0, 0};
+
+    assert_int_equal(ig_store_ledger_check(s, count_balances, &c), IG_OK);
+    assert_int_equal(c.n, nkeys);
+    assert_int_equal(c.bad, 0);
+}
+
+static void test_store__ledger_hold_and_settle(void **state)
+{
+    struct fx *f = *state;
+    struct ig_task t, u, fin;
+    int64_t key = new_key(f->s, "paying", 100000, true);
+    struct ig_task claimed[2];
+    int nclaimed = 0, nfailed = 0;
+    struct ig_id failed[2];
+
+    /* a hold the balance can pay: taken with the task */
+    make_task(&t, NOW);
+    t.key_id = key;
+    t.req.n = 2;
+    t.price_held = 78000;
+    insert(f->s, &t);
+    assert_int_equal(key_balance(f->s, "paying"), 22000);
+    /* one it cannot: refused, and no task row */
+    make_task(&u, NOW + 1);
+    u.key_id = key;
+    u.price_held = 39000;
+    assert_int_equal(ig_store_task_insert(f->s, &u), IG_E_INSUFFICIENT);
+    ig_task_init(&fin);
+    assert_int_equal(ig_store_task_get(f->s, &u.id, &fin), IG_E_NOT_FOUND);
+    ig_task_release(&fin);
+    assert_int_equal(key_balance(f->s, "paying"), 22000);
+    /* the task succeeds with one of its two images: pays for one */
+    assert_int_equal(ig_store_task_claim(f->s, NOW + 10, "node-a", NOW + 60000, 2, claimed, &nclaimed,
+                                         failed, 2, &nfailed),
+                     IG_OK);
+    assert_int_equal(nclaimed, 1);
+    ig_task_copy(&fin, &claimed[0]);
+    fin.state = IG_TASK_SUCCEEDED;
+    fin.finished_ms = NOW + 20;
+    fin.price_captured = 39000;
+    assert_int_equal(ig_store_task_finish(f->s, &fin, "node-a", 1), IG_OK);
+    assert_int_equal(key_balance(f->s, "paying"), 100000 - 39000);
+    assert_ledger_adds_up(f->s, 1);
+    /* a second finish (a replay, a bug) cannot settle again */
+    assert_int_equal(ig_store_task_finish(f->s, &fin, "node-a", 1), IG_E_CONFLICT);
+    assert_int_equal(key_balance(f->s, "paying"), 100000 - 39000);
+    ig_task_release(&fin);
+    ig_task_release(&claimed[0]);
+    ig_task_release(&t);
+    ig_task_release(&u);
+}
+
+static void test_store__ledger_released_on_cancel_and_doom(void **state)
+{
+    struct fx *f = *state;
+    struct ig_task a, b, claimed[2];
+    int64_t key = new_key(f->s, "refunds", 200000, true);
+    int nclaimed = 0, nfailed = 0;
+    struct ig_id failed[2];
+
+    make_task(&a, NOW);
+    a.key_id = key;
+    a.price_held = 39000;
+    insert(f->s, &a);
+    make_task(&b, NOW + 1);
+    b.key_id = key;
+    b.price_held = 78000;
+    b.deadline_ms = NOW + 5; /* will be past its deadline at the claim */
+    insert(f->s, &b);
+    assert_int_equal(key_balance(f->s, "refunds"), 200000 - 117000);
+    assert_int_equal(ig_store_task_cancel(f->s, &a.id, NOW + 2), IG_OK);
+    assert_int_equal(key_balance(f->s, "refunds"), 200000 - 78000);
+    /* cancelling again changes nothing */
+    assert_int_equal(ig_store_task_cancel(f->s, &a.id, NOW + 3), IG_E_CONFLICT);
+    assert_int_equal(ig_store_task_claim(f->s, NOW + 10, "node-a", NOW + 60000, 2, claimed, &nclaimed,
+                                         failed, 2, &nfailed),
+                     IG_OK);
+    assert_int_equal(nclaimed, 0);
+    assert_int_equal(nfailed, 1);
+    assert_int_equal(key_balance(f->s, "refunds"), 200000);
+    assert_ledger_adds_up(f->s, 1);
+    ig_task_release(&a);
+    ig_task_release(&b);
+}
+
+static void test_store__key_credit(void **state)
+{
+    struct fx *f = *state;
+    int64_t metered = new_key(f->s, "m", 0, true), free_key = new_key(f->s, "u", 0, false);
+    int64_t bal = -1;
+
+    assert_int_equal(ig_store_key_credit(f->s, metered, 2500000, NOW, "invoice", &bal), IG_OK);
+    assert_int_equal(bal, 2500000);
+    assert_int_equal(ig_store_key_credit(f->s, metered, -2500001, NOW, NULL, &bal), IG_E_INSUFFICIENT);
+    assert_int_equal(key_balance(f->s, "m"), 2500000);
+    assert_int_equal(ig_store_key_credit(f->s, metered, -500000, NOW, NULL, &bal), IG_OK);
+    assert_int_equal(bal, 2000000);
+    /* an unmetered key may go below zero */
+    assert_int_equal(ig_store_key_credit(f->s, free_key, -1, NOW, NULL, &bal), IG_OK);
+    assert_int_equal(bal, -1);
+    assert_int_equal(ig_store_key_credit(f->s, 9999, 1, NOW, NULL, &bal), IG_E_NOT_FOUND);
+    assert_int_equal(ig_store_key_credit(f->s, metered, 0, NOW, NULL, &bal), IG_E_INVALID);
+    assert_ledger_adds_up(f->s, 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -898,6 +1043,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store__expire_leases, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store__sweep_expired, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store__keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store__ledger_hold_and_settle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store__ledger_released_on_cancel_and_doom, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_store__key_credit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store__two_connections_see_commits, setup,
                                         teardown),
     };

@@ -96,7 +96,11 @@ static void submitted(enum ig_err err, const struct ig_task *t, void *arg)
     struct submit *sb = arg;
     struct ig_hreq *hr = sb->hr;
 
-    if (err) {
+    if (err == IG_E_INSUFFICIENT) {
+        ig_http_error(hr, IG_E_INSUFFICIENT, "credits",
+                      "insufficient credits: this request holds $%lld.%06lld",
+                      (long long)(t->price_held / 1000000), (long long)(t->price_held % 1000000));
+    } else if (err) {
         ig_error("reapi: storing a new task failed: %s", ig_strerror(err));
         ig_http_error(hr, IG_E_INTERNAL, NULL, "Internal error — please retry");
     } else {
