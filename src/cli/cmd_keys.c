@@ -15,12 +15,16 @@ static void usage(FILE *f)
     fprintf(f, "usage: imagegate keys create [--data DIR] [--name NAME] [--credits USD]\n"
                "       imagegate keys list   [--data DIR]\n"
                "       imagegate keys credit ID --amount USD [--note TEXT] [--data DIR]\n"
+               "       imagegate keys limits ID [--rpm N|default] [--max-tasks N|default] [--data DIR]\n"
                "       imagegate keys check  [--data DIR]\n\n"
                "create  makes an API key and prints it alone on stdout; only its SHA-256 is\n"
                "        stored, so keep the printed key. With --credits the key is metered: it\n"
                "        holds that opening balance and is refused (402) what it cannot pay.\n"
                "        Without, it is unmetered: never refused, its charges still recorded.\n"
-               "list    one line per key: id, name, metered or not, balance, revoked\n"
+               "list    one line per key: id, name, metered or not, balance, revoked, submits\n"
+               "        per minute and unfinished tasks allowed (default = the server's\n"
+               "        --rate-rpm / --max-tasks-per-key, 0 = no limit)\n"
+               "limits  sets a key's own limits (0 = none, default = the server's)\n"
                "credit  adds USD to a key's balance (a negative amount takes away; a metered\n"
                "        key never goes below 0) and prints the new balance\n"
                "check   verifies that every key's balance equals the sum of its ledger entries\n\n"
@@ -86,12 +90,57 @@ static struct ig_store *open_store(const char *data, const char *cmd)
     return s;
 }
 
+static void print_limit(int v)
+{
+    if (v < 0)
+        printf("default");
+    else
+        printf("%d", v);
+}
+
 static void list_one(const struct ig_key *k, void *arg)
 {
     printf("%lld\t%s\t%s\t", (long long)k->id, k->name[0] ? k->name : "-",
            k->metered ? "metered" : "unmetered");
     print_usd(stdout, k->credits);
-    printf("\t%s\n", k->revoked ? "revoked" : "active");
+    printf("\t%s\trpm=", k->revoked ? "revoked" : "active");
+    print_limit(k->rate_rpm);
+    printf("\tmax-tasks=");
+    print_limit(k->max_tasks);
+    printf("\n");
+}
+
+/* "default" -> -1, else a count 0..10000000 */
+static bool parse_limit(const char *s, int *out)
+{
+    char *end;
+    long v;
+
+    if (strcmp(s, "default") == 0) {
+        *out = -1;
+        return true;
+    }
+    v = strtol(s, &end, 10);
+    if (!*s || *end || v < 0 || v > 10000000)
+        return false;
+    *out = (int)v;
+    return true;
+}
+
+struct found {
+    int64_t id;
+    bool found;
+    struct ig_key k;
+};
+
+static void find_one(const struct ig_key *k, void *arg)
+{
+    struct found *f = arg;
+
+    if (k->id == f->id) {
+        f->found = true;
+        f->k = *k;
+    }
 }
 
 struct check {
@@ -118,6 +167,7 @@ static int keys_other(const char *cmd, int argc, char **argv, const char *data)
 {
     const char *id_arg = NULL, *note = NULL;
     int64_t amount = 0;
+    int rpm = -2, max_tasks = -2; /* -2: not given */
     bool have_amount = false;
     struct ig_store *s;
     enum ig_err err;
@@ -128,7 +178,8 @@ static int keys_other(const char *cmd, int argc, char **argv, const char *data)
             usage(stdout);
             return 0;
         }
-        if (argv[i][0] != '-' && strcmp(cmd, "credit") == 0 && !id_arg) {
+        if (argv[i][0] != '-' && (strcmp(cmd, "credit") == 0 || strcmp(cmd, "limits") == 0) &&
+            !id_arg) {
             id_arg = argv[i];
             continue;
         }
@@ -138,6 +189,16 @@ static int keys_other(const char *cmd, int argc, char **argv, const char *data)
         }
         if (strcmp(argv[i], "--data") == 0) {
             data = argv[++i];
+        } else if (strcmp(cmd, "limits") == 0 &&
+                   (strcmp(argv[i], "--rpm") == 0 || strcmp(argv[i], "--max-tasks") == 0)) {
+            int *dst = strcmp(argv[i], "--rpm") == 0 ? &rpm : &max_tasks;
+
+            if (!parse_limit(argv[i + 1], dst)) {
+                fprintf(stderr, "imagegate keys limits: %s takes a count (0 = no limit) or "
+                                "'default', got '%s'\n", argv[i], argv[i + 1]);
+                return 2;
+            }
+            i++;
         } else if (strcmp(cmd, "credit") == 0 && strcmp(argv[i], "--note") == 0) {
             note = argv[++i];
         } else if (strcmp(cmd, "credit") == 0 && strcmp(argv[i], "--amount") == 0) {
@@ -160,6 +221,11 @@ static int keys_other(const char *cmd, int argc, char **argv, const char *data)
         fprintf(stderr, "imagegate keys credit: needs a key id (see keys list) and --amount\n");
         return 2;
     }
+    if (strcmp(cmd, "limits") == 0 && (!id_arg || (rpm == -2 && max_tasks == -2))) {
+        fprintf(stderr, "imagegate keys limits: needs a key id (see keys list) and --rpm or "
+                        "--max-tasks\n");
+        return 2;
+    }
     if (!(s = open_store(data, cmd)))
         return 1;
     if (strcmp(cmd, "list") == 0) {
@@ -172,6 +238,27 @@ static int keys_other(const char *cmd, int argc, char **argv, const char *data)
             printf("ok: %d key(s), every balance equals the sum of its ledger entries\n", c.keys);
         if (!err && c.bad > 0)
             rc = 1;
+    } else if (strcmp(cmd, "limits") == 0) {
+        char *end;
+        long long id = strtoll(id_arg, &end, 10);
+        struct found f = {id, false, {0}};
+
+        if (*end || id <= 0) {
+            fprintf(stderr, "imagegate keys limits: '%s' is not a key id (see keys list)\n", id_arg);
+            ig_store_close(s);
+            return 2;
+        }
+        err = ig_store_key_list(s, find_one, &f);
+        if (!err && !f.found) {
+            fprintf(stderr, "imagegate keys limits: no key has this id\n");
+            ig_store_close(s);
+            return 1;
+        }
+        if (!err)
+            err = ig_store_key_set_limits(s, id, rpm != -2 ? rpm : f.k.rate_rpm,
+                                          max_tasks != -2 ? max_tasks : f.k.max_tasks);
+        if (!err && (err = ig_store_key_list(s, find_one, &f)) == IG_OK)
+            list_one(&f.k, NULL);
     } else {
         char *end;
         long long id = strtoll(id_arg, &end, 10);
@@ -221,7 +308,7 @@ int ig_cmd_keys(int argc, char **argv)
         return argc < 2 ? 2 : 0;
     }
     if (strcmp(argv[1], "list") == 0 || strcmp(argv[1], "check") == 0 ||
-        strcmp(argv[1], "credit") == 0)
+        strcmp(argv[1], "credit") == 0 || strcmp(argv[1], "limits") == 0)
         return keys_other(argv[1], argc, argv, data);
     if (strcmp(argv[1], "create") != 0) {
         fprintf(stderr, "imagegate keys: unknown subcommand '%s'\n", argv[1]);

@@ -8,6 +8,7 @@
 #include "http/server.h"
 #include "media/vips.h"
 #include "policy/keys.h"
+#include "policy/limits.h"
 #include "provider/channel.h"
 #include "provider/provider.h"
 #include "store/store.h"
@@ -93,12 +94,15 @@ bad:
 static int first_key(struct ig_store *s, const struct ig_app *app)
 {
     int64_t n = 0;
+    struct ig_key k;
     char secret[IG_KEY_LEN + 1], path[1100];
     int fd;
 
     if (ig_store_key_count(s, &n) || n > 0)
         return 0;
-    if (ig_key_create(s, "first key", 0, false, secret, NULL)) { /* the operator's own: unmetered */
+    /* The operator's own key: unmetered and without rate limits. */
+    if (ig_key_create(s, "first key", 0, false, secret, &k) ||
+        ig_store_key_set_limits(s, k.id, 0, 0)) {
         ig_error("serve: could not create the first API key");
         return 1;
     }
@@ -239,6 +243,7 @@ int ig_cmd_serve(int argc, char **argv)
                             "images marked X-Imagegate-Offline: true)",
                             ig_catalog_at(app->catalog, i)->id);
     }
+    app->limiter = ig_limiter_new();
     app->engine = ig_engine_start(app, provider);
 
     http = ig_http_start(app, &eb);
@@ -299,6 +304,7 @@ out:
     if (s)
         ig_store_close(s);
     ig_blob_close(app->blob);
+    ig_limiter_free(app->limiter);
     ig_catalog_free(app->catalog);
     ig_vips_shutdown();
     curl_global_cleanup();

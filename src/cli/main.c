@@ -11,7 +11,7 @@ static void usage(FILE *f)
                "usage: imagegate <command> [options]\n\n"
                "commands:\n"
                "  serve     run the gateway (HTTP API, task engine, stored images)\n"
-               "  keys      API keys and their balances: create, list, credit, check\n"
+               "  keys      API keys, balances and limits: create, list, credit, limits, check\n"
                "  channels  list the upstream channels, or test one with a real request\n\n"
                "Run 'imagegate <command> --help' for a command's options.\n",
             "0.1.0");

@@ -24,6 +24,7 @@ struct ig_config {
     int max_connections;
     int conn_timeout_s;
     int max_inflight;
+    int rate_rpm, rate_burst, max_tasks_per_key;
     int task_timeout_s;
     int lease_s;
     int max_attempts;

@@ -84,6 +84,8 @@ struct ig_task {
     bool outputs_expired;
     struct ig_usage usage;
     int64_t price_held, price_captured; /* micro-dollars */
+    int admit_max_tasks;                /* admission only, not stored: the key's limit of
+                                         * unfinished tasks the insert enforces (0 = none) */
     enum ig_err err;                    /* IG_OK unless failed/cancelled */
     char *err_message;
     char *text;                         /* text parts the model returned, if any */

@@ -68,6 +68,8 @@ enum ig_err ig_key_create(struct ig_store *s, const char *name, int64_t credits,
     k.created_ms = ig_now_ms();
     k.credits = credits;
     k.metered = metered;
+    k.rate_rpm = -1; /* the server's defaults */
+    k.max_tasks = -1;
     err = ig_store_key_insert(s, &k);
     if (!err && out)
         *out = k;

@@ -25,6 +25,8 @@ struct ig_key {
     int64_t credits;                   /* balance, micro-dollars: the sum of its ledger entries */
     bool metered;                      /* refused when the balance cannot pay; else it records */
     bool revoked;
+    int rate_rpm;                      /* submits per minute; -1: the server's default, 0: none */
+    int max_tasks;                     /* unfinished tasks; -1: the server's default, 0: none */
 };
 
 /* One key (key_list). */
@@ -53,6 +55,9 @@ struct ig_store_ops {
     enum ig_err (*rollback_to)(struct ig_store *s);
 
     /* Tasks. */
+    /* Admission of a queued or running task, all in one transaction: IG_E_RATE_LIMITED when
+     * its key already has t->admit_max_tasks unfinished tasks (if > 0), IG_E_INSUFFICIENT when
+     * a metered key cannot hold t->price_held; else the row and the hold. */
     enum ig_err (*task_insert)(struct ig_store *s, const struct ig_task *t);
     /* IG_E_NOT_FOUND when absent. Fills every field of out (out is released first). */
     enum ig_err (*task_get)(struct ig_store *s, const struct ig_id *id, struct ig_task *out);
@@ -101,6 +106,8 @@ struct ig_store_ops {
      * (IG_E_INSUFFICIENT). IG_E_NOT_FOUND for an unknown key. */
     enum ig_err (*key_credit)(struct ig_store *s, int64_t key_id, int64_t amount, int64_t now,
                               const char *note, int64_t *balance);
+    /* A key's own limits (-1: back to the server's default, 0: none). IG_E_NOT_FOUND. */
+    enum ig_err (*key_set_limits)(struct ig_store *s, int64_t key_id, int rate_rpm, int max_tasks);
     /* Every key, by id. */
     enum ig_err (*key_list)(struct ig_store *s, ig_store_key_fn *fn, void *arg);
     /* Every key's balance and the sum of its ledger entries (they must be equal). */
@@ -192,6 +199,11 @@ static inline enum ig_err ig_store_key_credit(struct ig_store *s, int64_t key_id
                                               int64_t now, const char *note, int64_t *balance)
 {
     return s->ops->key_credit(s, key_id, amount, now, note, balance);
+}
+static inline enum ig_err ig_store_key_set_limits(struct ig_store *s, int64_t key_id,
+                                                  int rate_rpm, int max_tasks)
+{
+    return s->ops->key_set_limits(s, key_id, rate_rpm, max_tasks);
 }
 static inline enum ig_err ig_store_key_list(struct ig_store *s, ig_store_key_fn *fn, void *arg)
 {

@@ -33,6 +33,8 @@
     "request, outputs_expired, usage_prompt_tokens, usage_image_tokens, usage_text_tokens, "       \
     "usage_images, price_held, price_captured, err, err_message, text, offline, upstream"
 
+#define KEY_COLS "id, hash, name, created_ms, credits, revoked, metered, rate_rpm, max_tasks"
+
 /* Column positions of TASK_COLS (bind index = position + 1). */
 enum col {
     C_ID,
@@ -143,6 +145,12 @@ static const char *const migrations[] = {
     "CREATE INDEX ledger_key ON ledger (key_id, id);"
     "CREATE UNIQUE INDEX ledger_task_kind ON ledger (task_id, kind) WHERE task_id IS NOT NULL;"
     "ALTER TABLE keys ADD COLUMN metered INTEGER NOT NULL DEFAULT 0;",
+    /* 4: per-key limits (NULL: the server's default, 0: none), and the index that counts a
+     * key's unfinished tasks at admission. */
+    "ALTER TABLE keys ADD COLUMN rate_rpm INTEGER;"
+    "ALTER TABLE keys ADD COLUMN max_tasks INTEGER;"
+    "UPDATE keys SET rate_rpm = 0, max_tasks = 0;" /* keys made before limits keep none */
+    "CREATE INDEX tasks_key_state ON tasks (key_id, state);",
 };
 
 enum st {
@@ -171,6 +179,8 @@ enum st {
     ST_KEY_CREDIT,
     ST_KEY_EXISTS,
     ST_KEY_LIST,
+    ST_KEY_LIMITS,
+    ST_KEY_UNFINISHED,
     ST_CLAIM_FAIL,
     ST_CLAIM_SELECT,
     ST_CLAIM_UPDATE,
@@ -252,16 +262,17 @@ static const char *const sql[ST__COUNT] = {
     [ST_BLOB_LIVE] = "SELECT 1 FROM task_outputs o JOIN tasks t ON t.id = o.task_id "
                      "WHERE o.blob = ?1 AND t.outputs_expired = 0 LIMIT 1",
     [ST_COUNTS] = "SELECT state, COUNT(*) FROM tasks GROUP BY state",
-    [ST_KEY_INSERT] = "INSERT INTO keys (hash, name, created_ms, credits, revoked, metered) "
-                      "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    [ST_KEY_BY_HASH] = "SELECT id, hash, name, created_ms, credits, revoked, metered FROM keys "
-                       "WHERE hash = ?1",
+    [ST_KEY_INSERT] = "INSERT INTO keys (hash, name, created_ms, credits, revoked, metered, "
+                      "rate_rpm, max_tasks) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [ST_KEY_BY_HASH] = "SELECT " KEY_COLS " FROM keys WHERE hash = ?1",
+    [ST_KEY_LIMITS] = "UPDATE keys SET rate_rpm = ?2, max_tasks = ?3 WHERE id = ?1",
+    [ST_KEY_UNFINISHED] = "SELECT COUNT(*) FROM tasks WHERE key_id = ?1 AND "
+                          "state IN ('queued', 'running')",
     [ST_KEY_CREDIT] = "UPDATE keys SET credits = credits + ?2 WHERE id = ?1 AND "
                       "(metered = 0 OR credits + ?2 >= 0) RETURNING credits",
     [ST_KEY_COUNT] = "SELECT COUNT(*) FROM keys",
     [ST_KEY_EXISTS] = "SELECT 1 FROM keys WHERE id = ?1",
-    [ST_KEY_LIST] = "SELECT id, hash, name, created_ms, credits, revoked, metered FROM keys "
-                    "ORDER BY id",
+    [ST_KEY_LIST] = "SELECT " KEY_COLS " FROM keys ORDER BY id",
 };
 
 struct ctx {
@@ -712,6 +723,23 @@ static enum ig_err sq_task_insert(struct ig_store *s, const struct ig_task *t)
     err = op_begin(s, true, &own);
     if (err)
         return err;
+    if (t->admit_max_tasks > 0 && !ig_task_state_is_terminal(t->state)) {
+        /* the key's unfinished tasks, counted in the transaction that adds one: exact */
+        int rc;
+
+        err = prep(s, ST_KEY_UNFINISHED, &st);
+        if (err)
+            goto out;
+        sqlite3_bind_int64(st, 1, t->key_id);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW && sqlite3_column_int64(st, 0) >= t->admit_max_tasks)
+            err = IG_E_RATE_LIMITED;
+        else if (rc != SQLITE_ROW)
+            err = dberr(s, rc);
+        sqlite3_reset(st);
+        if (err)
+            goto out;
+    }
     err = prep(s, ST_TASK_INSERT, &st);
     if (err)
         goto out;
@@ -1258,6 +1286,50 @@ static enum ig_err sq_task_counts(struct ig_store *s, int64_t *counts)
     return err;
 }
 
+/* A row of KEY_COLS. False when its hash is damaged. */
+static bool key_row(sqlite3_stmt *st, struct ig_key *k)
+{
+    bool ok = sqlite3_column_bytes(st, 1) == IG_SHA256_LEN;
+
+    memset(k, 0, sizeof(*k));
+    k->id = sqlite3_column_int64(st, 0);
+    if (ok)
+        memcpy(k->hash, sqlite3_column_blob(st, 1), IG_SHA256_LEN);
+    col_fixed(st, 2, k->name, sizeof(k->name));
+    k->created_ms = sqlite3_column_int64(st, 3);
+    k->credits = sqlite3_column_int64(st, 4);
+    k->revoked = sqlite3_column_int(st, 5) != 0;
+    k->metered = sqlite3_column_int(st, 6) != 0;
+    k->rate_rpm = sqlite3_column_type(st, 7) == SQLITE_NULL ? -1 : sqlite3_column_int(st, 7);
+    k->max_tasks = sqlite3_column_type(st, 8) == SQLITE_NULL ? -1 : sqlite3_column_int(st, 8);
+    return ok;
+}
+
+static void bind_limit(sqlite3_stmt *st, int i, int v)
+{
+    if (v < 0)
+        sqlite3_bind_null(st, i);
+    else
+        sqlite3_bind_int(st, i, v);
+}
+
+static enum ig_err sq_key_set_limits(struct ig_store *s, int64_t key_id, int rate_rpm,
+                                     int max_tasks)
+{
+    sqlite3_stmt *st;
+    enum ig_err err = prep(s, ST_KEY_LIMITS, &st);
+
+    if (err)
+        return err;
+    sqlite3_bind_int64(st, 1, key_id);
+    bind_limit(st, 2, rate_rpm);
+    bind_limit(st, 3, max_tasks);
+    err = step_done(s, st);
+    if (!err && sqlite3_changes(db_of(s)) != 1)
+        err = IG_E_NOT_FOUND;
+    return err;
+}
+
 static enum ig_err sq_key_insert(struct ig_store *s, struct ig_key *k)
 {
     sqlite3_stmt *st;
@@ -1278,6 +1350,8 @@ static enum ig_err sq_key_insert(struct ig_store *s, struct ig_key *k)
     sqlite3_bind_int64(st, 4, k->credits);
     sqlite3_bind_int(st, 5, k->revoked);
     sqlite3_bind_int(st, 6, k->metered);
+    bind_limit(st, 7, k->rate_rpm);
+    bind_limit(st, 8, k->max_tasks);
     err = step_done(s, st);
     if (!err)
         k->id = sqlite3_last_insert_rowid(db_of(s));
@@ -1348,15 +1422,7 @@ static enum ig_err sq_key_list(struct ig_store *s, ig_store_key_fn *fn, void *ar
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         struct ig_key k;
 
-        memset(&k, 0, sizeof(k));
-        k.id = sqlite3_column_int64(st, 0);
-        if (sqlite3_column_bytes(st, 1) == IG_SHA256_LEN)
-            memcpy(k.hash, sqlite3_column_blob(st, 1), IG_SHA256_LEN);
-        col_fixed(st, 2, k.name, sizeof(k.name));
-        k.created_ms = sqlite3_column_int64(st, 3);
-        k.credits = sqlite3_column_int64(st, 4);
-        k.revoked = sqlite3_column_int(st, 5) != 0;
-        k.metered = sqlite3_column_int(st, 6) != 0;
+        key_row(st, &k);
         fn(&k, arg);
     }
     if (rc != SQLITE_DONE)
@@ -1402,17 +1468,8 @@ static enum ig_err sq_key_by_hash(struct ig_store *s, const unsigned char hash[I
     sqlite3_bind_blob(st, 1, hash, IG_SHA256_LEN, SQLITE_TRANSIENT);
     rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
-        memset(out, 0, sizeof(*out));
-        out->id = sqlite3_column_int64(st, 0);
-        if (sqlite3_column_bytes(st, 1) == IG_SHA256_LEN)
-            memcpy(out->hash, sqlite3_column_blob(st, 1), IG_SHA256_LEN);
-        else
+        if (!key_row(st, out))
             err = corrupt(s, "key hash");
-        col_fixed(st, 2, out->name, sizeof(out->name));
-        out->created_ms = sqlite3_column_int64(st, 3);
-        out->credits = sqlite3_column_int64(st, 4);
-        out->revoked = sqlite3_column_int(st, 5) != 0;
-        out->metered = sqlite3_column_int(st, 6) != 0;
     } else if (rc == SQLITE_DONE) {
         err = IG_E_NOT_FOUND;
     } else {
@@ -1466,6 +1523,7 @@ const struct ig_store_ops ig_store_sqlite_ops = {
     .key_insert = sq_key_insert,
     .key_credit = sq_key_credit,
     .key_list = sq_key_list,
+    .key_set_limits = sq_key_set_limits,
     .ledger_check = sq_ledger_check,
     .key_by_hash = sq_key_by_hash,
     .key_count = sq_key_count,

@@ -168,8 +168,8 @@ test('keys list, credit and check', async () => {
   assert.equal(r.code, 2);
   r = runCli(['keys', 'list', '--data', s.dataDir]);
   assert.equal(r.code, 0);
-  assert.match(r.stdout, new RegExp(`^${id}\ttopped\tmetered\t3\\.000000\tactive$`, 'm'));
-  assert.match(r.stdout, /^1\tfirst key\tunmetered\t0\.000000\tactive$/m);
+  assert.match(r.stdout, new RegExp(`^${id}\ttopped\tmetered\t3\\.000000\tactive\trpm=default\tmax-tasks=default$`, 'm'));
+  assert.match(r.stdout, /^1\tfirst key\tunmetered\t0\.000000\tactive\trpm=0\tmax-tasks=0$/m);
   assert.deepEqual(sql(s, `SELECT kind || ':' || amount || ':' || COALESCE(note, '') FROM ledger WHERE key_id = ${id} ORDER BY id`).split('\n'),
     ['topup:1500000:initial credits', 'topup:2250000:invoice 7', 'adjust:-750000:']);
   keysCheck(s);

@@ -113,7 +113,7 @@ static void test_store__migrate_is_idempotent(void **state)
     assert_int_equal(sqlite3_open(f->path + strlen("sqlite:"), &db), SQLITE_OK);
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(st, 0), 3); /* the latest schema */
+    assert_int_equal(sqlite3_column_int(st, 0), 4); /* the latest schema */
     sqlite3_finalize(st);
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
@@ -1020,6 +1020,51 @@ static void test_store__key_credit(void **state)
     assert_ledger_adds_up(f->s, 2);
 }
 
+static void test_store__unfinished_tasks_limit(void **state)
+{
+    struct fx *f = *state;
+    struct ig_task t[3];
+    int64_t key = new_key(f->s, "busy", 0, false);
+
+    for (int i = 0; i < 3; i++) {
+        make_task(&t[i], NOW + i);
+        t[i].key_id = key;
+        t[i].admit_max_tasks = 2;
+    }
+    insert(f->s, &t[0]);
+    insert(f->s, &t[1]);
+    assert_int_equal(ig_store_task_insert(f->s, &t[2]), IG_E_RATE_LIMITED);
+    /* one ends: there is room again */
+    assert_int_equal(ig_store_task_cancel(f->s, &t[0].id, NOW + 5), IG_OK);
+    insert(f->s, &t[2]);
+    /* other keys and unlimited tasks are not counted against it */
+    t[0].admit_max_tasks = 0;
+    ig_id_new(&t[0].id);
+    insert(f->s, &t[0]);
+    for (int i = 0; i < 3; i++)
+        ig_task_release(&t[i]);
+}
+
+static void test_store__key_limits(void **state)
+{
+    struct fx *f = *state;
+    struct ig_key k, got;
+
+    memset(&k, 0, sizeof(k));
+    ig_sha256("lim", 3, k.hash);
+    k.rate_rpm = -1;
+    k.max_tasks = 7;
+    assert_int_equal(ig_store_key_insert(f->s, &k), IG_OK);
+    assert_int_equal(ig_store_key_by_hash(f->s, k.hash, &got), IG_OK);
+    assert_int_equal(got.rate_rpm, -1);
+    assert_int_equal(got.max_tasks, 7);
+    assert_int_equal(ig_store_key_set_limits(f->s, k.id, 0, -1), IG_OK);
+    assert_int_equal(ig_store_key_by_hash(f->s, k.hash, &got), IG_OK);
+    assert_int_equal(got.rate_rpm, 0);
+    assert_int_equal(got.max_tasks, -1);
+    assert_int_equal(ig_store_key_set_limits(f->s, 999, 1, 1), IG_E_NOT_FOUND);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1047,6 +1092,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store__ledger_released_on_cancel_and_doom, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_store__key_credit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store__unfinished_tasks_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store__key_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store__two_connections_see_commits, setup,
                                         teardown),
     };

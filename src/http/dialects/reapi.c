@@ -5,6 +5,7 @@
 #include "http/routes.h"
 #include "net/fetch.h"
 #include "policy/keys.h"
+#include "policy/limits.h"
 #include "provider/channel.h"
 
 #include <cjson/cJSON.h>
@@ -100,6 +101,10 @@ static void submitted(enum ig_err err, const struct ig_task *t, void *arg)
         ig_http_error(hr, IG_E_INSUFFICIENT, "credits",
                       "insufficient credits: this request holds $%lld.%06lld",
                       (long long)(t->price_held / 1000000), (long long)(t->price_held % 1000000));
+    } else if (err == IG_E_RATE_LIMITED) {
+        ig_http_header(hr, "Retry-After", "1");
+        ig_http_error(hr, IG_E_RATE_LIMITED, "tasks",
+                      "rate limited: this key already has %d unfinished tasks", t->admit_max_tasks);
     } else if (err) {
         ig_error("reapi: storing a new task failed: %s", ig_strerror(err));
         ig_http_error(hr, IG_E_INTERNAL, NULL, "Internal error — please retry");
@@ -294,6 +299,20 @@ void ig_reapi_submit(struct ig_hreq *hr, const char *param)
 
     if (!authenticate(hr, &key))
         return;
+    {
+        int64_t wait_ms;
+
+        if (!ig_admit_rate(hr->app, &key, &wait_ms)) {
+            char secs[24];
+
+            snprintf(secs, sizeof(secs), "%lld", (long long)((wait_ms + 999) / 1000));
+            ig_http_header(hr, "Retry-After", secs);
+            ig_http_error(hr, IG_E_RATE_LIMITED, "rate",
+                          "rate limited: this key may submit %d tasks per minute; retry in %s s",
+                          key.rate_rpm >= 0 ? key.rate_rpm : hr->app->cfg.rate_rpm, secs);
+            return;
+        }
+    }
     body = ig_http_body(hr, &len);
     /* len + 1 takes in the NUL ig_http_body() puts after the body: cJSON then refuses anything
      * but white space after the value (and a NUL inside the body ends it early: refused too). */
@@ -322,6 +341,7 @@ void ig_reapi_submit(struct ig_hreq *hr, const char *param)
     snprintf(task.dialect, sizeof(task.dialect), "reapi");
     task.state = IG_TASK_QUEUED;
     task.max_attempts = hr->app->cfg.max_attempts;
+    task.admit_max_tasks = ig_admit_max_tasks(hr->app, &key);
     task.created_ms = ig_id_time_ms(&task.id);
     task.deadline_ms = task.created_ms + (int64_t)hr->app->cfg.task_timeout_s * 1000;
     ig_engine_submit(hr->app->engine, &task, hr->mb, submitted, sb);
