@@ -5,6 +5,7 @@
 #include "config/config.h"
 #include "core/app.h"
 #include "core/engine.h"
+#include "http/idempotency.h"
 #include "http/server.h"
 #include "media/vips.h"
 #include "policy/keys.h"
@@ -244,6 +245,7 @@ int ig_cmd_serve(int argc, char **argv)
                             ig_catalog_at(app->catalog, i)->id);
     }
     app->limiter = ig_limiter_new();
+    app->idem = ig_idem_registry_new();
     app->engine = ig_engine_start(app, provider);
 
     http = ig_http_start(app, &eb);
@@ -305,6 +307,7 @@ out:
         ig_store_close(s);
     ig_blob_close(app->blob);
     ig_limiter_free(app->limiter);
+    ig_idem_registry_free(app->idem);
     ig_catalog_free(app->catalog);
     ig_vips_shutdown();
     curl_global_cleanup();

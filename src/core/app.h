@@ -10,6 +10,7 @@
 #include "store/writer.h"
 
 struct ig_engine;
+struct ig_idem_registry;
 struct ig_limiter;
 struct ig_provider;
 
@@ -20,6 +21,7 @@ struct ig_app {
     struct ig_blob *blob;
     struct ig_engine *engine;
     struct ig_limiter *limiter;  /* per-key request rates, shared by the HTTP threads */
+    struct ig_idem_registry *idem; /* Idempotency-Keys being admitted now */
     struct ig_provider *router;  /* borrowed: owned by the engine */
     char db_path[600];
     char public_url[512];   /* no trailing slash */

@@ -950,8 +950,14 @@ static enum ig_err sweep_job(struct ig_store *s, void *arg)
 {
     struct wjob *w = arg;
 
+    int64_t now = ig_now_ms();
+    enum ig_err err;
+
     w->ntasks = 0;
-    return ig_store_sweep_expired(s, ig_now_ms(), sweep_delete, w->e->app->blob, &w->ntasks);
+    err = ig_store_sweep_expired(s, now, sweep_delete, w->e->app->blob, &w->ntasks);
+    if (!err) /* Idempotency-Key records past their time */
+        err = ig_store_idem_sweep(s, now - (int64_t)w->e->app->cfg.idempotency_ttl_s * 1000, NULL);
+    return err;
 }
 
 static void sweep_then(struct wjob *w, enum ig_err err)

@@ -75,6 +75,7 @@ void ig_task_copy(struct ig_task *dst, const struct ig_task *src)
     if (dst == src)
         return;
     memcpy(dst, src, sizeof(*dst));
+    dst->idem = NULL;
     dst->req.prompt = dup_or_null(src->req.prompt);
     for (int i = 0; i < IG_MAX_REFS; i++)
         dst->req.refs[i] = dup_or_null(src->req.refs[i]);

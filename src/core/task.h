@@ -36,6 +36,8 @@ enum ig_progress {
     IG_PROGRESS_DONE = 100,
 };
 
+struct ig_idem_record;
+
 /* What the client asked for, in canonical form. */
 struct ig_request {
     char *prompt;            /* UTF-8, required */
@@ -86,6 +88,8 @@ struct ig_task {
     int64_t price_held, price_captured; /* micro-dollars */
     int admit_max_tasks;                /* admission only, not stored: the key's limit of
                                          * unfinished tasks the insert enforces (0 = none) */
+    const struct ig_idem_record *idem;  /* admission only: the Idempotency-Key record the
+                                         * insert writes with the task (not copied) */
     enum ig_err err;                    /* IG_OK unless failed/cancelled */
     char *err_message;
     char *text;                         /* text parts the model returned, if any */

@@ -192,7 +192,12 @@ const char *ig_http_body(struct ig_hreq *hr, size_t *len)
     size_t n = evbuffer_get_length(in);
     unsigned char *p;
 
-    evbuffer_add(in, "", 1); /* NUL-terminate in place */
+    if (!hr->body_nul) { /* NUL-terminate in place, once (a route may run again: parked) */
+        evbuffer_add(in, "", 1);
+        hr->body_nul = true;
+    } else {
+        n--;
+    }
     p = evbuffer_pullup(in, -1);
     *len = n;
     return (const char *)p;

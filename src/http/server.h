@@ -33,6 +33,7 @@ struct ig_hreq {
     void (*on_close)(void *arg);
     void *on_close_arg;
     bool streaming;              /* ig_http_stream_start was called */
+    bool body_nul;               /* ig_http_body has put its NUL after the body */
     /* How errors are shaped on this route (set by the router from the dialect). */
     void (*render_error)(struct ig_hreq *hr, int status, enum ig_err err, const char *field,
                          const char *msg);

@@ -29,6 +29,18 @@ struct ig_key {
     int max_tasks;                     /* unfinished tasks; -1: the server's default, 0: none */
 };
 
+/* The first response to a submit made with an Idempotency-Key, kept to be replayed. */
+struct ig_idem_record {
+    int64_t key_id;
+    char idem_key[256];
+    unsigned char request_hash[IG_SHA256_LEN]; /* of the route and the body */
+    int status;
+    char content_type[64];
+    char *response; /* owned; NUL-terminated for convenience */
+    size_t len;
+    int64_t created_ms;
+};
+
 /* One key (key_list). */
 typedef void ig_store_key_fn(const struct ig_key *k, void *arg);
 /* One key's balance against its ledger (ledger_check). */
@@ -57,7 +69,8 @@ struct ig_store_ops {
     /* Tasks. */
     /* Admission of a queued or running task, all in one transaction: IG_E_RATE_LIMITED when
      * its key already has t->admit_max_tasks unfinished tasks (if > 0), IG_E_INSUFFICIENT when
-     * a metered key cannot hold t->price_held; else the row and the hold. */
+     * a metered key cannot hold t->price_held; else the row, the hold and, with t->idem, the
+     * Idempotency-Key record (IG_E_CONFLICT if the key was used meanwhile). */
     enum ig_err (*task_insert)(struct ig_store *s, const struct ig_task *t);
     /* IG_E_NOT_FOUND when absent. Fills every field of out (out is released first). */
     enum ig_err (*task_get)(struct ig_store *s, const struct ig_id *id, struct ig_task *out);
@@ -108,6 +121,12 @@ struct ig_store_ops {
                               const char *note, int64_t *balance);
     /* A key's own limits (-1: back to the server's default, 0: none). IG_E_NOT_FOUND. */
     enum ig_err (*key_set_limits)(struct ig_store *s, int64_t key_id, int rate_rpm, int max_tasks);
+    /* Idempotency-Key records: the one for (key_id, idem_key) made at or after since_ms
+     * (IG_E_NOT_FOUND otherwise; out->response is the caller's to free), and deleting those
+     * made before before_ms. A record is written by task_insert, with its task (t->idem). */
+    enum ig_err (*idem_get)(struct ig_store *s, int64_t key_id, const char *idem_key,
+                            int64_t since_ms, struct ig_idem_record *out);
+    enum ig_err (*idem_sweep)(struct ig_store *s, int64_t before_ms, int *n);
     /* Every key, by id. */
     enum ig_err (*key_list)(struct ig_store *s, ig_store_key_fn *fn, void *arg);
     /* Every key's balance and the sum of its ledger entries (they must be equal). */
@@ -204,6 +223,16 @@ static inline enum ig_err ig_store_key_set_limits(struct ig_store *s, int64_t ke
                                                   int rate_rpm, int max_tasks)
 {
     return s->ops->key_set_limits(s, key_id, rate_rpm, max_tasks);
+}
+static inline enum ig_err ig_store_idem_get(struct ig_store *s, int64_t key_id,
+                                            const char *idem_key, int64_t since_ms,
+                                            struct ig_idem_record *out)
+{
+    return s->ops->idem_get(s, key_id, idem_key, since_ms, out);
+}
+static inline enum ig_err ig_store_idem_sweep(struct ig_store *s, int64_t before_ms, int *n)
+{
+    return s->ops->idem_sweep(s, before_ms, n);
 }
 static inline enum ig_err ig_store_key_list(struct ig_store *s, ig_store_key_fn *fn, void *arg)
 {

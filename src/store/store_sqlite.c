@@ -151,6 +151,19 @@ static const char *const migrations[] = {
     "ALTER TABLE keys ADD COLUMN max_tasks INTEGER;"
     "UPDATE keys SET rate_rpm = 0, max_tasks = 0;" /* keys made before limits keep none */
     "CREATE INDEX tasks_key_state ON tasks (key_id, state);",
+    /* 5: Idempotency-Key: the first response to a key's submit, replayed for 24 hours. */
+    "CREATE TABLE idempotency ("
+    " key_id INTEGER NOT NULL,"
+    " idem_key TEXT NOT NULL,"
+    " request_hash BLOB NOT NULL," /* SHA-256 of the route and the body */
+    " status INTEGER NOT NULL,"
+    " content_type TEXT NOT NULL,"
+    " response BLOB NOT NULL,"
+    " task_id TEXT,"
+    " created_ms INTEGER NOT NULL,"
+    " PRIMARY KEY (key_id, idem_key)"
+    ");"
+    "CREATE INDEX idempotency_created ON idempotency (created_ms);",
 };
 
 enum st {
@@ -180,6 +193,9 @@ enum st {
     ST_KEY_EXISTS,
     ST_KEY_LIST,
     ST_KEY_LIMITS,
+    ST_IDEM_PUT,
+    ST_IDEM_GET,
+    ST_IDEM_SWEEP,
     ST_KEY_UNFINISHED,
     ST_CLAIM_FAIL,
     ST_CLAIM_SELECT,
@@ -265,6 +281,12 @@ static const char *const sql[ST__COUNT] = {
     [ST_KEY_INSERT] = "INSERT INTO keys (hash, name, created_ms, credits, revoked, metered, "
                       "rate_rpm, max_tasks) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     [ST_KEY_BY_HASH] = "SELECT " KEY_COLS " FROM keys WHERE hash = ?1",
+    [ST_IDEM_PUT] = "INSERT INTO idempotency (key_id, idem_key, request_hash, status, "
+                    "content_type, response, task_id, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
+                    "?7, ?8)",
+    [ST_IDEM_GET] = "SELECT request_hash, status, content_type, response, created_ms FROM "
+                    "idempotency WHERE key_id = ?1 AND idem_key = ?2 AND created_ms >= ?3",
+    [ST_IDEM_SWEEP] = "DELETE FROM idempotency WHERE created_ms < ?1",
     [ST_KEY_LIMITS] = "UPDATE keys SET rate_rpm = ?2, max_tasks = ?3 WHERE id = ?1",
     [ST_KEY_UNFINISHED] = "SELECT COUNT(*) FROM tasks WHERE key_id = ?1 AND "
                           "state IN ('queued', 'running')",
@@ -711,6 +733,84 @@ static enum ig_err ledger_settle(struct ig_store *s, const struct ig_id *id, int
     return err;
 }
 
+/* ---- Idempotency-Key records ------------------------------------------------------------ */
+
+static enum ig_err idem_put(struct ig_store *s, const struct ig_idem_record *r,
+                            const struct ig_id *task)
+{
+    sqlite3_stmt *st;
+    enum ig_err err = prep(s, ST_IDEM_PUT, &st);
+
+    if (err)
+        return err;
+    sqlite3_bind_int64(st, 1, r->key_id);
+    bind_str(st, 2, r->idem_key);
+    sqlite3_bind_blob(st, 3, r->request_hash, IG_SHA256_LEN, SQLITE_TRANSIENT);
+    sqlite3_bind_int(st, 4, r->status);
+    bind_str(st, 5, r->content_type);
+    sqlite3_bind_blob(st, 6, r->response ? r->response : "", (int)r->len, SQLITE_TRANSIENT);
+    if (task)
+        bind_id(st, 7, task);
+    else
+        sqlite3_bind_null(st, 7);
+    sqlite3_bind_int64(st, 8, r->created_ms);
+    return step_done(s, st);
+}
+
+static enum ig_err sq_idem_get(struct ig_store *s, int64_t key_id, const char *idem_key,
+                               int64_t since_ms, struct ig_idem_record *out)
+{
+    sqlite3_stmt *st;
+    enum ig_err err = prep(s, ST_IDEM_GET, &st);
+    int rc;
+
+    if (err)
+        return err;
+    sqlite3_bind_int64(st, 1, key_id);
+    bind_str(st, 2, idem_key);
+    sqlite3_bind_int64(st, 3, since_ms);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        int n = sqlite3_column_bytes(st, 3);
+
+        if (sqlite3_column_bytes(st, 0) != IG_SHA256_LEN) {
+            err = corrupt(s, "idempotency hash");
+        } else {
+            out->key_id = key_id;
+            snprintf(out->idem_key, sizeof(out->idem_key), "%s", idem_key);
+            memcpy(out->request_hash, sqlite3_column_blob(st, 0), IG_SHA256_LEN);
+            out->status = sqlite3_column_int(st, 1);
+            col_fixed(st, 2, out->content_type, sizeof(out->content_type));
+            out->response = ig_xmalloc((size_t)n + 1);
+            if (n > 0)
+                memcpy(out->response, sqlite3_column_blob(st, 3), (size_t)n);
+            out->response[n] = '\0';
+            out->len = (size_t)n;
+            out->created_ms = sqlite3_column_int64(st, 4);
+        }
+    } else if (rc == SQLITE_DONE) {
+        err = IG_E_NOT_FOUND;
+    } else {
+        err = dberr(s, rc);
+    }
+    sqlite3_reset(st);
+    return err;
+}
+
+static enum ig_err sq_idem_sweep(struct ig_store *s, int64_t before_ms, int *n)
+{
+    sqlite3_stmt *st;
+    enum ig_err err = prep(s, ST_IDEM_SWEEP, &st);
+
+    if (err)
+        return err;
+    sqlite3_bind_int64(st, 1, before_ms);
+    err = step_done(s, st);
+    if (!err && n)
+        *n = sqlite3_changes(db_of(s));
+    return err;
+}
+
 static enum ig_err sq_task_insert(struct ig_store *s, const struct ig_task *t)
 {
     sqlite3_stmt *st;
@@ -791,6 +891,8 @@ static enum ig_err sq_task_insert(struct ig_store *s, const struct ig_task *t)
         if (!err)
             err = ledger_entry(s, t->key_id, &t->id, "hold", -t->price_held, t->created_ms, NULL);
     }
+    if (!err && t->idem)
+        err = idem_put(s, t->idem, &t->id);
 out:
     free(req);
     return op_end(s, true, own, err);
@@ -1524,6 +1626,8 @@ const struct ig_store_ops ig_store_sqlite_ops = {
     .key_credit = sq_key_credit,
     .key_list = sq_key_list,
     .key_set_limits = sq_key_set_limits,
+    .idem_get = sq_idem_get,
+    .idem_sweep = sq_idem_sweep,
     .ledger_check = sq_ledger_check,
     .key_by_hash = sq_key_by_hash,
     .key_count = sq_key_count,

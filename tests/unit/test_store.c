@@ -113,7 +113,7 @@ static void test_store__migrate_is_idempotent(void **state)
     assert_int_equal(sqlite3_open(f->path + strlen("sqlite:"), &db), SQLITE_OK);
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(st, 0), 4); /* the latest schema */
+    assert_int_equal(sqlite3_column_int(st, 0), 5); /* the latest schema */
     sqlite3_finalize(st);
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
@@ -1065,6 +1065,57 @@ static void test_store__key_limits(void **state)
     assert_int_equal(ig_store_key_set_limits(f->s, 999, 1, 1), IG_E_NOT_FOUND);
 }
 
+static void test_store__idempotency_records(void **state)
+{
+    struct fx *f = *state;
+    struct ig_task t, dup;
+    struct ig_idem_record r, got;
+
+    memset(&r, 0, sizeof(r));
+    r.key_id = 1;
+    snprintf(r.idem_key, sizeof(r.idem_key), "order-9");
+    memset(r.request_hash, 0xab, sizeof(r.request_hash));
+    r.status = 200;
+    snprintf(r.content_type, sizeof(r.content_type), "application/json");
+    r.response = (char *)"{\"id\":\"task_x\"}";
+    r.len = strlen(r.response);
+    r.created_ms = NOW;
+    make_task(&t, NOW);
+    t.idem = &r;
+    insert(f->s, &t);
+    assert_int_equal(ig_store_idem_get(f->s, 1, "order-9", NOW - 1000, &got), IG_OK);
+    assert_int_equal(got.status, 200);
+    assert_string_equal(got.content_type, "application/json");
+    assert_int_equal(got.len, r.len);
+    assert_memory_equal(got.response, r.response, r.len);
+    assert_memory_equal(got.request_hash, r.request_hash, IG_SHA256_LEN);
+    free(got.response);
+    /* another API key, or a record older than asked for: none */
+    assert_int_equal(ig_store_idem_get(f->s, 2, "order-9", NOW - 1000, &got), IG_E_NOT_FOUND);
+    assert_int_equal(ig_store_idem_get(f->s, 1, "order-9", NOW + 1, &got), IG_E_NOT_FOUND);
+    /* the same key once more: the whole insert fails, no second task */
+    make_task(&dup, NOW + 5);
+    dup.idem = &r;
+    assert_int_equal(ig_store_task_insert(f->s, &dup), IG_E_CONFLICT);
+    {
+        struct ig_task none;
+
+        ig_task_init(&none);
+        assert_int_equal(ig_store_task_get(f->s, &dup.id, &none), IG_E_NOT_FOUND);
+        ig_task_release(&none);
+    }
+    /* the sweep deletes records made before the cut */
+    {
+        int n = -1;
+
+        assert_int_equal(ig_store_idem_sweep(f->s, NOW + 1, &n), IG_OK);
+        assert_int_equal(n, 1);
+        assert_int_equal(ig_store_idem_get(f->s, 1, "order-9", 0, &got), IG_E_NOT_FOUND);
+    }
+    ig_task_release(&t);
+    ig_task_release(&dup);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1094,6 +1145,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store__key_credit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store__unfinished_tasks_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store__key_limits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store__idempotency_records, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store__two_connections_see_commits, setup,
                                         teardown),
     };

@@ -2,6 +2,7 @@
  * GET /api/v1/tasks/{id} polls it. Numeric error codes in {"error":{code,message,request_id}}. */
 #include "base/base.h"
 #include "core/engine.h"
+#include "http/idempotency.h"
 #include "http/routes.h"
 #include "net/fetch.h"
 #include "policy/keys.h"
@@ -25,6 +26,7 @@ static int reapi_code(enum ig_err err)
     case IG_E_FORBIDDEN:
         return 10003;
     case IG_E_INVALID:
+    case IG_E_CONFLICT: /* an Idempotency-Key reused with another request (422) */
     case IG_E_TOOBIG:
     case IG_E_REFERENCE:
     case IG_E_BLOCKED:
@@ -89,8 +91,29 @@ static bool authenticate(struct ig_hreq *hr, struct ig_key *key)
 
 struct submit {
     struct ig_hreq *hr;
-    bool offline; /* no channel serves the model: the offline provider will */
+    bool offline;              /* no channel serves the model: the offline provider will */
+    struct ig_idem_use *idem;  /* an Idempotency-Key's first use, or NULL */
+    char *accepted;            /* the 200 body, rendered before the insert */
 };
+
+/* The answer to an accepted submit: {id, model, status, created_at}. Rendered before the
+ * insert, so an Idempotency-Key record can carry it, byte for byte. */
+static char *render_accepted(const struct ig_task *t)
+{
+    cJSON *root = cJSON_CreateObject();
+    char id[5 + IG_ID_HEX_LEN + 1] = "task_", *s;
+
+    ig_id_hex(&t->id, id + 5);
+    cJSON_AddStringToObject(root, "id", id);
+    cJSON_AddStringToObject(root, "model", t->model_alias);
+    cJSON_AddStringToObject(root, "status", "processing");
+    cJSON_AddNumberToObject(root, "created_at", (double)(t->created_ms / 1000));
+    s = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    if (!s)
+        IG_BUG("out of memory rendering a reply");
+    return s;
+}
 
 static void submitted(enum ig_err err, const struct ig_task *t, void *arg)
 {
@@ -109,18 +132,13 @@ static void submitted(enum ig_err err, const struct ig_task *t, void *arg)
         ig_error("reapi: storing a new task failed: %s", ig_strerror(err));
         ig_http_error(hr, IG_E_INTERNAL, NULL, "Internal error — please retry");
     } else {
-        cJSON *root = cJSON_CreateObject();
-        char id[5 + IG_ID_HEX_LEN + 1] = "task_";
-
-        ig_id_hex(&t->id, id + 5);
-        cJSON_AddStringToObject(root, "id", id);
-        cJSON_AddStringToObject(root, "model", t->model_alias);
-        cJSON_AddStringToObject(root, "status", "processing");
-        cJSON_AddNumberToObject(root, "created_at", (double)(t->created_ms / 1000));
         if (sb->offline)
             ig_http_header(hr, "X-Imagegate-Offline", "true");
-        ig_http_reply_json(hr, 200, root); /* frees hr */
+        ig_http_reply_bytes(hr, 200, "application/json", sb->accepted, strlen(sb->accepted));
     }
+    if (sb->idem)
+        ig_idem_end(sb->idem); /* duplicates waiting for this one go again, and replay */
+    cJSON_free(sb->accepted);
     free(sb);
 }
 
@@ -288,11 +306,19 @@ static bool parse_submit(struct ig_hreq *hr, const cJSON *root, struct ig_task *
     return true;
 }
 
+static void submit_run(struct ig_hreq *hr);
+
 void ig_reapi_submit(struct ig_hreq *hr, const char *param)
+{
+    submit_run(hr);
+}
+
+static void submit_run(struct ig_hreq *hr)
 {
     struct ig_key key;
     struct submit *sb;
     struct ig_task task;
+    struct ig_idem_use *idem = NULL;
     size_t len;
     const char *body;
     cJSON *root;
@@ -313,25 +339,30 @@ void ig_reapi_submit(struct ig_hreq *hr, const char *param)
             return;
         }
     }
+    if (ig_idem_begin(hr, &key, "reapi.submit", submit_run, &idem) == IG_IDEM_DONE)
+        return;
     body = ig_http_body(hr, &len);
     /* len + 1 takes in the NUL ig_http_body() puts after the body: cJSON then refuses anything
      * but white space after the value (and a NUL inside the body ends it early: refused too). */
     root = cJSON_ParseWithLengthOpts(body, len + 1, NULL, 1);
-    if (!root) {
-        ig_http_error(hr, IG_E_INVALID, "body", "the request body is not valid JSON");
-        return;
-    }
-    if (!cJSON_IsObject(root)) {
+    if (!root || !cJSON_IsObject(root)) {
+        ig_http_error(hr, IG_E_INVALID, "body",
+                      root ? "the request body must be a JSON object"
+                           : "the request body is not valid JSON");
         cJSON_Delete(root);
-        ig_http_error(hr, IG_E_INVALID, "body", "the request body must be a JSON object");
+        if (idem)
+            ig_idem_end(idem);
         return;
     }
     sb = ig_xcalloc(1, sizeof(*sb));
     sb->hr = hr;
+    sb->idem = idem;
     ig_task_init(&task);
     if (!parse_submit(hr, root, &task, &sb->offline)) {
         cJSON_Delete(root);
         ig_task_release(&task);
+        if (idem)
+            ig_idem_end(idem);
         free(sb);
         return;
     }
@@ -344,6 +375,10 @@ void ig_reapi_submit(struct ig_hreq *hr, const char *param)
     task.admit_max_tasks = ig_admit_max_tasks(hr->app, &key);
     task.created_ms = ig_id_time_ms(&task.id);
     task.deadline_ms = task.created_ms + (int64_t)hr->app->cfg.task_timeout_s * 1000;
+    sb->accepted = render_accepted(&task);
+    if (idem)
+        task.idem = ig_idem_prepare(idem, 200, "application/json", sb->accepted,
+                                    strlen(sb->accepted));
     ig_engine_submit(hr->app->engine, &task, hr->mb, submitted, sb);
 }
 
