@@ -2,6 +2,8 @@
 #include "base/base.h"
 #include "cli/cli.h"
 #include "policy/keys.h"
+#include "policy/money.h"
+#include "core/catalog.h"
 #include "store/store.h"
 
 #include <errno.h>
@@ -13,6 +15,9 @@
 static void usage(FILE *f)
 {
     fprintf(f, "usage: imagegate keys create [--data DIR] [--name NAME] [--credits USD]\n"
+               "                             [--scopes generate|admin|generate,admin]\n"
+               "                             [--expires-at UNIX] [--models ID,ID...]\n"
+               "       imagegate keys revoke ID [--data DIR]\n"
                "       imagegate keys list   [--data DIR]\n"
                "       imagegate keys credit ID --amount USD [--note TEXT] [--data DIR]\n"
                "       imagegate keys limits ID [--rpm N|default] [--max-tasks N|default] [--data DIR]\n"
@@ -21,6 +26,9 @@ static void usage(FILE *f)
                "        stored, so keep the printed key. With --credits the key is metered: it\n"
                "        holds that opening balance and is refused (402) what it cannot pay.\n"
                "        Without, it is unmetered: never refused, its charges still recorded.\n"
+               "        --scopes (default generate), --expires-at and --models (catalog ids it\n"
+               "        may use; default every model) restrict it.\n"
+               "revoke  refuses the key from now on\n"
                "list    one line per key: id, name, metered or not, balance, revoked, submits\n"
                "        per minute and unfinished tasks allowed (default = the server's\n"
                "        --rate-rpm / --max-tasks-per-key, 0 = no limit)\n"
@@ -34,43 +42,12 @@ static void usage(FILE *f)
                "  --amount USD     e.g. 10.00 or -2.50\n");
 }
 
-/* "5.00" -> 5000000 micro-dollars, decimal only. */
-static bool parse_usd(const char *s, int64_t *out)
-{
-    int64_t whole = 0, frac = 0;
-    int nf = 0;
-
-    if (!*s)
-        return false;
-    for (; *s >= '0' && *s <= '9'; s++) {
-        whole = whole * 10 + (*s - '0');
-        if (whole > 1000000000000LL)
-            return false;
-    }
-    if (*s == '.') {
-        for (s++; *s >= '0' && *s <= '9'; s++) {
-            if (++nf > 6)
-                return false;
-            frac = frac * 10 + (*s - '0');
-        }
-        if (!nf)
-            return false;
-    }
-    if (*s)
-        return false;
-    while (nf++ < 6)
-        frac *= 10;
-    *out = whole * 1000000 + frac;
-    return true;
-}
-
-/* "$5.000000" */
 static void print_usd(FILE *f, int64_t micro)
 {
-    uint64_t a = micro < 0 ? (uint64_t)0 - (uint64_t)micro : (uint64_t)micro;
+    char buf[32];
 
-    fprintf(f, "%s%llu.%06llu", micro < 0 ? "-" : "", (unsigned long long)(a / 1000000),
-            (unsigned long long)(a % 1000000));
+    ig_usd_format(micro, buf, sizeof(buf));
+    fputs(buf, f);
 }
 
 static struct ig_store *open_store(const char *data, const char *cmd)
@@ -178,7 +155,9 @@ static int keys_other(const char *cmd, int argc, char **argv, const char *data)
             usage(stdout);
             return 0;
         }
-        if (argv[i][0] != '-' && (strcmp(cmd, "credit") == 0 || strcmp(cmd, "limits") == 0) &&
+        if (argv[i][0] != '-' &&
+            (strcmp(cmd, "credit") == 0 || strcmp(cmd, "limits") == 0 ||
+             strcmp(cmd, "revoke") == 0) &&
             !id_arg) {
             id_arg = argv[i];
             continue;
@@ -204,13 +183,11 @@ static int keys_other(const char *cmd, int argc, char **argv, const char *data)
         } else if (strcmp(cmd, "credit") == 0 && strcmp(argv[i], "--amount") == 0) {
             const char *v = argv[++i];
 
-            if (!parse_usd(v[0] == '-' ? v + 1 : v, &amount) || amount == 0) {
+            if (!ig_usd_parse(v, true, &amount) || amount == 0) {
                 fprintf(stderr, "imagegate keys credit: --amount takes non-zero US dollars as a "
                                 "decimal like 10.00 or -2.50, got '%s'\n", v);
                 return 2;
             }
-            if (v[0] == '-')
-                amount = -amount;
             have_amount = true;
         } else {
             fprintf(stderr, "imagegate keys %s: unknown option '%s'\n", cmd, argv[i]);
@@ -219,6 +196,10 @@ static int keys_other(const char *cmd, int argc, char **argv, const char *data)
     }
     if (strcmp(cmd, "credit") == 0 && (!id_arg || !have_amount)) {
         fprintf(stderr, "imagegate keys credit: needs a key id (see keys list) and --amount\n");
+        return 2;
+    }
+    if (strcmp(cmd, "revoke") == 0 && !id_arg) {
+        fprintf(stderr, "imagegate keys revoke: needs a key id (see keys list)\n");
         return 2;
     }
     if (strcmp(cmd, "limits") == 0 && (!id_arg || (rpm == -2 && max_tasks == -2))) {
@@ -238,6 +219,19 @@ static int keys_other(const char *cmd, int argc, char **argv, const char *data)
             printf("ok: %d key(s), every balance equals the sum of its ledger entries\n", c.keys);
         if (!err && c.bad > 0)
             rc = 1;
+    } else if (strcmp(cmd, "revoke") == 0) {
+        char *end;
+        long long id = strtoll(id_arg, &end, 10);
+
+        err = *end || id <= 0 ? IG_E_NOT_FOUND : ig_store_key_revoke(s, id);
+        if (err == IG_E_NOT_FOUND) {
+            fprintf(stderr, "imagegate keys revoke: no key has the id '%s'\n", id_arg);
+            ig_store_close(s);
+            return 1;
+        }
+        if (!err)
+            printf("key %lld revoked (a running server refuses it within %d ms)\n", id,
+                   IG_KEY_CACHE_MS);
     } else if (strcmp(cmd, "limits") == 0) {
         char *end;
         long long id = strtoll(id_arg, &end, 10);
@@ -290,12 +284,42 @@ static int keys_other(const char *cmd, int argc, char **argv, const char *data)
     return rc;
 }
 
+/* "a,b" of model names (ids or aliases) -> their catalog ids; false (said why) if unknown. */
+static bool canonical_models(char *list, size_t n)
+{
+    struct ig_catalog *cat = NULL;
+    struct ig_errbuf eb;
+    char out[512] = "", *save = NULL, *tok, *copy = ig_xstrdup(list);
+    bool ok = true;
+
+    if (ig_catalog_load_default(&cat, &eb)) {
+        fprintf(stderr, "imagegate keys create: %s\n", eb.msg);
+        free(copy);
+        return false;
+    }
+    for (tok = strtok_r(copy, ",", &save); tok && ok; tok = strtok_r(NULL, ",", &save)) {
+        const struct ig_model *m = ig_catalog_find(cat, tok, NULL);
+        size_t used = strlen(out);
+
+        if (!m) {
+            fprintf(stderr, "imagegate keys create: --models: '%s' is not a model\n", tok);
+            ok = false;
+        } else {
+            snprintf(out + used, sizeof(out) - used, "%s%s", used ? "," : "", m->id);
+        }
+    }
+    if (ok)
+        snprintf(list, n, "%s", out);
+    ig_catalog_free(cat);
+    free(copy);
+    return ok;
+}
+
 int ig_cmd_keys(int argc, char **argv)
 {
     const char *data = getenv("IMAGEGATE_DATA");
     const char *name = "";
-    int64_t credits = 0;
-    bool metered = false;
+    struct ig_key k;
     char path[1024], secret[IG_KEY_LEN + 1];
     struct ig_store *s = NULL;
     struct ig_errbuf eb;
@@ -308,13 +332,15 @@ int ig_cmd_keys(int argc, char **argv)
         return argc < 2 ? 2 : 0;
     }
     if (strcmp(argv[1], "list") == 0 || strcmp(argv[1], "check") == 0 ||
-        strcmp(argv[1], "credit") == 0 || strcmp(argv[1], "limits") == 0)
+        strcmp(argv[1], "credit") == 0 || strcmp(argv[1], "limits") == 0 ||
+        strcmp(argv[1], "revoke") == 0)
         return keys_other(argv[1], argc, argv, data);
     if (strcmp(argv[1], "create") != 0) {
         fprintf(stderr, "imagegate keys: unknown subcommand '%s'\n", argv[1]);
         usage(stderr);
         return 2;
     }
+    ig_key_template(&k);
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);
@@ -329,21 +355,53 @@ int ig_cmd_keys(int argc, char **argv)
         else if (strcmp(argv[i], "--name") == 0)
             name = argv[++i];
         else if (strcmp(argv[i], "--credits") == 0) {
-            metered = true;
-            if (!parse_usd(argv[++i], &credits)) {
+            k.metered = true;
+            if (!ig_usd_parse(argv[++i], false, &k.credits)) {
                 fprintf(stderr, "imagegate keys create: --credits takes US dollars as a decimal "
                                 "like 5.00, got '%s'\n", argv[i]);
                 return 2;
             }
+        } else if (strcmp(argv[i], "--scopes") == 0) {
+            const char *v = argv[++i];
+
+            k.scopes = strcmp(v, "generate") == 0         ? IG_SCOPE_GENERATE
+                       : strcmp(v, "admin") == 0          ? IG_SCOPE_ADMIN
+                       : strcmp(v, "generate,admin") == 0 ? IG_SCOPE_GENERATE | IG_SCOPE_ADMIN
+                       : strcmp(v, "admin,generate") == 0 ? IG_SCOPE_GENERATE | IG_SCOPE_ADMIN
+                                                          : 0;
+            if (!k.scopes) {
+                fprintf(stderr, "imagegate keys create: --scopes takes generate, admin or "
+                                "generate,admin, got '%s'\n", v);
+                return 2;
+            }
+        } else if (strcmp(argv[i], "--expires-at") == 0) {
+            char *end;
+            long long t = strtoll(argv[++i], &end, 10);
+
+            if (*end || t <= ig_now_ms() / 1000 || t > 100000000000LL) {
+                fprintf(stderr, "imagegate keys create: --expires-at takes a future Unix time in "
+                                "seconds, got '%s'\n", argv[i]);
+                return 2;
+            }
+            k.expires_ms = (int64_t)t * 1000;
+        } else if (strcmp(argv[i], "--models") == 0) {
+            if (strlen(argv[++i]) >= sizeof(k.models)) {
+                fprintf(stderr, "imagegate keys create: --models is too long\n");
+                return 2;
+            }
+            snprintf(k.models, sizeof(k.models), "%s", argv[i]);
         } else {
             fprintf(stderr, "imagegate keys create: unknown option '%s'\n", argv[i]);
             return 2;
         }
     }
-    if (strlen(name) >= sizeof(((struct ig_key *)0)->name)) {
+    if (strlen(name) >= sizeof(k.name)) {
         fprintf(stderr, "imagegate keys create: --name is longer than 63 bytes\n");
         return 2;
     }
+    snprintf(k.name, sizeof(k.name), "%s", name);
+    if (k.models[0] && !canonical_models(k.models, sizeof(k.models)))
+        return 2;
     if (mkdir(data, 0700) && errno != EEXIST) {
         fprintf(stderr, "imagegate keys create: cannot create '%s': %s\n", data, strerror(errno));
         return 1;
@@ -354,7 +412,7 @@ int ig_cmd_keys(int argc, char **argv)
     if (!err)
         err = ig_store_migrate(s, &eb);
     if (!err)
-        err = ig_key_create(s, name, credits, metered, secret, NULL);
+        err = ig_key_create_ex(s, &k, secret);
     if (err) {
         fprintf(stderr, "imagegate keys create: %s\n", eb.msg[0] ? eb.msg : ig_strerror(err));
         if (s)

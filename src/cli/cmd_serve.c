@@ -101,9 +101,13 @@ static int first_key(struct ig_store *s, const struct ig_app *app)
 
     if (ig_store_key_count(s, &n) || n > 0)
         return 0;
-    /* The operator's own key: unmetered and without rate limits. */
-    if (ig_key_create(s, "first key", 0, false, secret, &k) ||
-        ig_store_key_set_limits(s, k.id, 0, 0)) {
+    /* The operator's own key: unmetered, without rate limits, with the admin scope. */
+    ig_key_template(&k);
+    snprintf(k.name, sizeof(k.name), "first key");
+    k.rate_rpm = 0;
+    k.max_tasks = 0;
+    k.scopes = IG_SCOPE_GENERATE | IG_SCOPE_ADMIN;
+    if (ig_key_create_ex(s, &k, secret)) {
         ig_error("serve: could not create the first API key");
         return 1;
     }

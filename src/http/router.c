@@ -22,6 +22,8 @@ static const struct route routes[] = {
     {"/api/v1/images/generations", EXACT, EVHTTP_REQ_POST, ig_reapi_submit, ig_reapi_error, "POST"},
     {"/api/v1/tasks/", PARAM, EVHTTP_REQ_GET, ig_reapi_poll, ig_reapi_error, "GET"},
     {"/media/tasks/", REST, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, ig_media_get, ig_generic_error, "GET, HEAD"},
+    {"/admin/v1/keys", EXACT, EVHTTP_REQ_GET | EVHTTP_REQ_POST, ig_admin_keys, ig_generic_error, "GET, POST"},
+    {"/admin/v1/keys/", REST, EVHTTP_REQ_GET | EVHTTP_REQ_POST, ig_admin_key, ig_generic_error, "GET, POST"},
 };
 
 static const char *match(const struct route *r, const char *path)

@@ -21,6 +21,10 @@ ig_route_fn ig_reapi_submit;
 ig_route_fn ig_reapi_poll;
 ig_error_render_fn ig_reapi_error;
 
+/* The admin API (admin scope), src/http/admin.c */
+ig_route_fn ig_admin_keys; /* GET (list), POST (create) /admin/v1/keys */
+ig_route_fn ig_admin_key;  /* /admin/v1/keys/{id}[/revoke|/credit|/limits] */
+
 /* Stored result images, src/http/media.c */
 ig_route_fn ig_media_get;
 

@@ -2,6 +2,7 @@
 #include "base/base.h"
 #include "policy/keys.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -55,25 +56,54 @@ void ig_key_hash(const char *key, size_t len, unsigned char out[IG_SHA256_LEN])
     ig_sha256(key, len, out);
 }
 
+void ig_key_template(struct ig_key *k)
+{
+    memset(k, 0, sizeof(*k));
+    k->rate_rpm = -1; /* the server's defaults */
+    k->max_tasks = -1;
+    k->scopes = IG_SCOPE_GENERATE;
+}
+
+enum ig_err ig_key_create_ex(struct ig_store *s, struct ig_key *k, char *secret)
+{
+    ig_key_generate(secret);
+    ig_key_hash(secret, IG_KEY_LEN, k->hash);
+    k->created_ms = ig_now_ms();
+    k->id = 0;
+    return ig_store_key_insert(s, k);
+}
+
 enum ig_err ig_key_create(struct ig_store *s, const char *name, int64_t credits, bool metered,
                           char *secret, struct ig_key *out)
 {
     struct ig_key k;
     enum ig_err err;
 
-    memset(&k, 0, sizeof(k));
-    ig_key_generate(secret);
-    ig_key_hash(secret, IG_KEY_LEN, k.hash);
+    ig_key_template(&k);
     snprintf(k.name, sizeof(k.name), "%s", name ? name : "");
-    k.created_ms = ig_now_ms();
     k.credits = credits;
     k.metered = metered;
-    k.rate_rpm = -1; /* the server's defaults */
-    k.max_tasks = -1;
-    err = ig_store_key_insert(s, &k);
+    err = ig_key_create_ex(s, &k, secret);
     if (!err && out)
         *out = k;
     return err;
+}
+
+bool ig_key_allows_model(const struct ig_key *k, const char *model_id)
+{
+    size_t n = strlen(model_id);
+
+    if (!k->models[0])
+        return true;
+    for (const char *p = k->models; *p;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+
+        if (len == n && memcmp(p, model_id, n) == 0)
+            return true;
+        p += len + (end ? 1 : 0);
+    }
+    return false;
 }
 
 enum ig_err ig_key_check(struct ig_store *s, const char *key, size_t len, struct ig_key *out)
@@ -89,9 +119,19 @@ enum ig_err ig_key_check(struct ig_store *s, const char *key, size_t len, struct
         return IG_E_UNAUTHENTICATED;
     if (err)
         return err;
-    if (!ig_ct_equal(out->hash, h, IG_SHA256_LEN) || out->revoked)
+    if (!ig_ct_equal(out->hash, h, IG_SHA256_LEN) || out->revoked ||
+        (out->expires_ms > 0 && ig_now_ms() >= out->expires_ms))
         return IG_E_UNAUTHENTICATED;
     return IG_OK;
+}
+
+/* Bumped by ig_key_cache_flush_all(): every thread's cache drops its entries at its next
+ * lookup. */
+static atomic_uint key_generation;
+
+void ig_key_cache_flush_all(void)
+{
+    atomic_fetch_add(&key_generation, 1);
 }
 
 enum ig_err ig_key_check_cached(struct ig_key_cache *c, struct ig_store *s, const char *key,
@@ -105,7 +145,12 @@ enum ig_err ig_key_check_cached(struct ig_key_cache *c, struct ig_store *s, cons
         return IG_E_UNAUTHENTICATED;
     /* The last characters are the checksum: already uniformly spread. */
     slot = ((unsigned char)key[len - 1] * 31u + (unsigned char)key[len - 2]) % IG_KEY_CACHE_SIZE;
-    if (c->e[slot].until_mono_ms > now && ig_ct_equal(c->e[slot].secret, key, IG_KEY_LEN)) {
+    if (c->generation != atomic_load(&key_generation)) { /* a key was revoked here */
+        memset(c->e, 0, sizeof(c->e));
+        c->generation = atomic_load(&key_generation);
+    }
+    if (c->e[slot].until_mono_ms > now && ig_ct_equal(c->e[slot].secret, key, IG_KEY_LEN) &&
+        !(c->e[slot].key.expires_ms > 0 && ig_now_ms() >= c->e[slot].key.expires_ms)) {
         *out = c->e[slot].key;
         return IG_OK;
     }

@@ -26,7 +26,16 @@ void ig_key_hash(const char *key, size_t len, unsigned char out[IG_SHA256_LEN]);
 enum ig_err ig_key_create(struct ig_store *s, const char *name, int64_t credits, bool metered,
                           char *secret, struct ig_key *out);
 
-/* The key a request presents: IG_E_UNAUTHENTICATED for a malformed, unknown or revoked key. */
+/* A key with the defaults: generate scope, the server's limits, no expiry, every model. */
+void ig_key_template(struct ig_key *k);
+/* Create and store the key described by k (name, credits, metered, scopes, limits, expiry,
+ * models); sets its id, hash and creation time; the secret as for ig_key_create. */
+enum ig_err ig_key_create_ex(struct ig_store *s, struct ig_key *k, char *secret);
+/* May this key use this catalog model? */
+bool ig_key_allows_model(const struct ig_key *k, const char *model_id);
+
+/* The key a request presents: IG_E_UNAUTHENTICATED for a malformed, unknown, revoked or
+ * expired key. */
 enum ig_err ig_key_check(struct ig_store *s, const char *key, size_t len, struct ig_key *out);
 
 /* A small per-thread cache of recently checked keys, so a busy client costs no hash and no
@@ -36,12 +45,17 @@ enum ig_err ig_key_check(struct ig_store *s, const char *key, size_t len, struct
 #define IG_KEY_CACHE_MS 1000
 
 struct ig_key_cache {
+    unsigned generation;
     struct {
         char secret[IG_KEY_LEN];
         int64_t until_mono_ms; /* 0 = empty */
         struct ig_key key;
     } e[IG_KEY_CACHE_SIZE];
 };
+
+/* After a revocation in this process: every thread's cache forgets its keys (thread-safe),
+ * so the revocation holds at once rather than within IG_KEY_CACHE_MS. */
+void ig_key_cache_flush_all(void);
 
 /* ig_key_check through the cache. */
 enum ig_err ig_key_check_cached(struct ig_key_cache *c, struct ig_store *s, const char *key,

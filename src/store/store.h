@@ -27,7 +27,13 @@ struct ig_key {
     bool revoked;
     int rate_rpm;                      /* submits per minute; -1: the server's default, 0: none */
     int max_tasks;                     /* unfinished tasks; -1: the server's default, 0: none */
+    unsigned scopes;                   /* IG_SCOPE_* */
+    int64_t expires_ms;                /* refused from then on; 0: never */
+    char models[512];                  /* catalog ids it may use, comma-separated; "": all */
 };
+
+#define IG_SCOPE_GENERATE 1u /* submit and poll */
+#define IG_SCOPE_ADMIN 2u    /* the admin API */
 
 /* The first response to a submit made with an Idempotency-Key, kept to be replayed. */
 struct ig_idem_record {
@@ -119,6 +125,10 @@ struct ig_store_ops {
      * (IG_E_INSUFFICIENT). IG_E_NOT_FOUND for an unknown key. */
     enum ig_err (*key_credit)(struct ig_store *s, int64_t key_id, int64_t amount, int64_t now,
                               const char *note, int64_t *balance);
+    /* Revoke a key (refused from its next check; the per-thread caches keep it at most
+     * IG_KEY_CACHE_MS unless ig_key_cache_flush_all() is called). IG_E_NOT_FOUND. */
+    enum ig_err (*key_revoke)(struct ig_store *s, int64_t key_id);
+    enum ig_err (*key_get)(struct ig_store *s, int64_t key_id, struct ig_key *out);
     /* A key's own limits (-1: back to the server's default, 0: none). IG_E_NOT_FOUND. */
     enum ig_err (*key_set_limits)(struct ig_store *s, int64_t key_id, int rate_rpm, int max_tasks);
     /* Idempotency-Key records: the one for (key_id, idem_key) made at or after since_ms
@@ -233,6 +243,14 @@ static inline enum ig_err ig_store_idem_get(struct ig_store *s, int64_t key_id,
 static inline enum ig_err ig_store_idem_sweep(struct ig_store *s, int64_t before_ms, int *n)
 {
     return s->ops->idem_sweep(s, before_ms, n);
+}
+static inline enum ig_err ig_store_key_revoke(struct ig_store *s, int64_t key_id)
+{
+    return s->ops->key_revoke(s, key_id);
+}
+static inline enum ig_err ig_store_key_get(struct ig_store *s, int64_t key_id, struct ig_key *out)
+{
+    return s->ops->key_get(s, key_id, out);
 }
 static inline enum ig_err ig_store_key_list(struct ig_store *s, ig_store_key_fn *fn, void *arg)
 {

@@ -33,7 +33,9 @@
     "request, outputs_expired, usage_prompt_tokens, usage_image_tokens, usage_text_tokens, "       \
     "usage_images, price_held, price_captured, err, err_message, text, offline, upstream"
 
-#define KEY_COLS "id, hash, name, created_ms, credits, revoked, metered, rate_rpm, max_tasks"
+#define KEY_COLS                                                                                   \
+    "id, hash, name, created_ms, credits, revoked, metered, rate_rpm, max_tasks, scopes, "        \
+    "expires_ms, models"
 
 /* Column positions of TASK_COLS (bind index = position + 1). */
 enum col {
@@ -164,6 +166,11 @@ static const char *const migrations[] = {
     " PRIMARY KEY (key_id, idem_key)"
     ");"
     "CREATE INDEX idempotency_created ON idempotency (created_ms);",
+    /* 6: what a key may do: scopes ("generate", "admin"), an expiry, the models it may use. */
+    "ALTER TABLE keys ADD COLUMN scopes INTEGER NOT NULL DEFAULT 1;" /* 1 generate, 2 admin */
+    "ALTER TABLE keys ADD COLUMN expires_ms INTEGER NOT NULL DEFAULT 0;" /* 0: never */
+    "ALTER TABLE keys ADD COLUMN models TEXT NOT NULL DEFAULT '';" /* '': every model */
+    "UPDATE keys SET scopes = 3 WHERE name = 'first key';",
 };
 
 enum st {
@@ -193,6 +200,8 @@ enum st {
     ST_KEY_EXISTS,
     ST_KEY_LIST,
     ST_KEY_LIMITS,
+    ST_KEY_REVOKE,
+    ST_KEY_GET,
     ST_IDEM_PUT,
     ST_IDEM_GET,
     ST_IDEM_SWEEP,
@@ -279,7 +288,10 @@ static const char *const sql[ST__COUNT] = {
                      "WHERE o.blob = ?1 AND t.outputs_expired = 0 LIMIT 1",
     [ST_COUNTS] = "SELECT state, COUNT(*) FROM tasks GROUP BY state",
     [ST_KEY_INSERT] = "INSERT INTO keys (hash, name, created_ms, credits, revoked, metered, "
-                      "rate_rpm, max_tasks) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                      "rate_rpm, max_tasks, scopes, expires_ms, models) VALUES (?1, ?2, ?3, ?4, "
+                      "?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    [ST_KEY_REVOKE] = "UPDATE keys SET revoked = 1 WHERE id = ?1",
+    [ST_KEY_GET] = "SELECT " KEY_COLS " FROM keys WHERE id = ?1",
     [ST_KEY_BY_HASH] = "SELECT " KEY_COLS " FROM keys WHERE hash = ?1",
     [ST_IDEM_PUT] = "INSERT INTO idempotency (key_id, idem_key, request_hash, status, "
                     "content_type, response, task_id, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
@@ -1404,6 +1416,9 @@ static bool key_row(sqlite3_stmt *st, struct ig_key *k)
     k->metered = sqlite3_column_int(st, 6) != 0;
     k->rate_rpm = sqlite3_column_type(st, 7) == SQLITE_NULL ? -1 : sqlite3_column_int(st, 7);
     k->max_tasks = sqlite3_column_type(st, 8) == SQLITE_NULL ? -1 : sqlite3_column_int(st, 8);
+    k->scopes = (unsigned)sqlite3_column_int(st, 9);
+    k->expires_ms = sqlite3_column_int64(st, 10);
+    col_fixed(st, 11, k->models, sizeof(k->models));
     return ok;
 }
 
@@ -1413,6 +1428,38 @@ static void bind_limit(sqlite3_stmt *st, int i, int v)
         sqlite3_bind_null(st, i);
     else
         sqlite3_bind_int(st, i, v);
+}
+
+static enum ig_err sq_key_revoke(struct ig_store *s, int64_t key_id)
+{
+    sqlite3_stmt *st;
+    enum ig_err err = prep(s, ST_KEY_REVOKE, &st);
+
+    if (err)
+        return err;
+    sqlite3_bind_int64(st, 1, key_id);
+    err = step_done(s, st);
+    if (!err && sqlite3_changes(db_of(s)) != 1)
+        err = IG_E_NOT_FOUND;
+    return err;
+}
+
+static enum ig_err sq_key_get(struct ig_store *s, int64_t key_id, struct ig_key *out)
+{
+    sqlite3_stmt *st;
+    enum ig_err err = prep(s, ST_KEY_GET, &st);
+    int rc;
+
+    if (err)
+        return err;
+    sqlite3_bind_int64(st, 1, key_id);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        key_row(st, out);
+    else
+        err = rc == SQLITE_DONE ? IG_E_NOT_FOUND : dberr(s, rc);
+    sqlite3_reset(st);
+    return err;
 }
 
 static enum ig_err sq_key_set_limits(struct ig_store *s, int64_t key_id, int rate_rpm,
@@ -1454,6 +1501,9 @@ static enum ig_err sq_key_insert(struct ig_store *s, struct ig_key *k)
     sqlite3_bind_int(st, 6, k->metered);
     bind_limit(st, 7, k->rate_rpm);
     bind_limit(st, 8, k->max_tasks);
+    sqlite3_bind_int(st, 9, (int)k->scopes);
+    sqlite3_bind_int64(st, 10, k->expires_ms);
+    bind_str(st, 11, k->models);
     err = step_done(s, st);
     if (!err)
         k->id = sqlite3_last_insert_rowid(db_of(s));
@@ -1626,6 +1676,8 @@ const struct ig_store_ops ig_store_sqlite_ops = {
     .key_credit = sq_key_credit,
     .key_list = sq_key_list,
     .key_set_limits = sq_key_set_limits,
+    .key_revoke = sq_key_revoke,
+    .key_get = sq_key_get,
     .idem_get = sq_idem_get,
     .idem_sweep = sq_idem_sweep,
     .ledger_check = sq_ledger_check,

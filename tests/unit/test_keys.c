@@ -432,6 +432,49 @@ static void test_keys__cache_refuses_what_store_refuses(void **state)
     free(cache);
 }
 
+static void test_keys__scopes_expiry_models(void **state)
+{
+    struct fx *f = *state;
+    struct ig_key k, got;
+    struct ig_key_cache *cache = ig_xcalloc(1, sizeof(*cache));
+    char secret[IG_KEY_LEN + 1];
+
+    ig_key_template(&k);
+    assert_int_equal(k.scopes, IG_SCOPE_GENERATE);
+    assert_int_equal(k.rate_rpm, -1);
+    assert_int_equal(k.max_tasks, -1);
+    snprintf(k.models, sizeof(k.models), "gemini-2.5-flash-image,gemini-3-pro-image-preview");
+    k.scopes = IG_SCOPE_ADMIN;
+    k.expires_ms = ig_now_ms() + 60000;
+    assert_int_equal(ig_key_create_ex(f->s, &k, secret), IG_OK);
+    assert_int_equal(ig_key_check(f->s, secret, IG_KEY_LEN, &got), IG_OK);
+    assert_int_equal(got.scopes, IG_SCOPE_ADMIN);
+    assert_int_equal(got.expires_ms, k.expires_ms);
+    assert_true(ig_key_allows_model(&got, "gemini-2.5-flash-image"));
+    assert_true(ig_key_allows_model(&got, "gemini-3-pro-image-preview"));
+    assert_false(ig_key_allows_model(&got, "gemini-2.5-flash"));   /* a prefix is not a match */
+    assert_false(ig_key_allows_model(&got, "gemini-3.1-flash-image-preview"));
+    got.models[0] = '\0';
+    assert_true(ig_key_allows_model(&got, "anything"));
+    /* cached, then revoked in the store: the flush makes the cache ask again at once */
+    assert_int_equal(ig_key_check_cached(cache, f->s, secret, IG_KEY_LEN, &got), IG_OK);
+    assert_int_equal(ig_store_key_revoke(f->s, k.id), IG_OK);
+    assert_int_equal(ig_key_check_cached(cache, f->s, secret, IG_KEY_LEN, &got), IG_OK);
+    ig_key_cache_flush_all();
+    assert_int_equal(ig_key_check_cached(cache, f->s, secret, IG_KEY_LEN, &got),
+                     IG_E_UNAUTHENTICATED);
+    /* expired: refused by the store check and by a warm cache entry alike */
+    ig_key_template(&k);
+    k.expires_ms = ig_now_ms() + 50;
+    assert_int_equal(ig_key_create_ex(f->s, &k, secret), IG_OK);
+    assert_int_equal(ig_key_check_cached(cache, f->s, secret, IG_KEY_LEN, &got), IG_OK);
+    usleep(80 * 1000);
+    assert_int_equal(ig_key_check_cached(cache, f->s, secret, IG_KEY_LEN, &got),
+                     IG_E_UNAUTHENTICATED);
+    assert_int_equal(ig_key_check(f->s, secret, IG_KEY_LEN, &got), IG_E_UNAUTHENTICATED);
+    free(cache);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -449,6 +492,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_keys__store_holds_hash_never_key, store_setup,
                                         store_teardown),
         cmocka_unit_test_setup_teardown(test_keys__cache_hits, store_setup, store_teardown),
+        cmocka_unit_test_setup_teardown(test_keys__scopes_expiry_models, store_setup,
+                                        store_teardown),
         cmocka_unit_test_setup_teardown(test_keys__cache_refuses_what_store_refuses, store_setup,
                                         store_teardown),
     };

@@ -84,6 +84,11 @@ static bool authenticate(struct ig_hreq *hr, struct ig_key *key)
         ig_http_error(hr, IG_E_INTERNAL, NULL, "Internal error — please retry");
         return false;
     }
+    if (!(key->scopes & IG_SCOPE_GENERATE)) {
+        ig_http_error(hr, IG_E_FORBIDDEN, "Authorization",
+                      "this API key may not generate images (it has no generate scope)");
+        return false;
+    }
     return true;
 }
 
@@ -367,6 +372,15 @@ static void submit_run(struct ig_hreq *hr)
         return;
     }
     cJSON_Delete(root);
+    if (!ig_key_allows_model(&key, task.model)) {
+        ig_http_error(hr, IG_E_FORBIDDEN, "model", "%s: this API key may not use this model",
+                      task.model_alias);
+        ig_task_release(&task);
+        if (idem)
+            ig_idem_end(idem);
+        free(sb);
+        return;
+    }
     ig_id_new(&task.id);
     task.key_id = key.id;
     snprintf(task.dialect, sizeof(task.dialect), "reapi");
