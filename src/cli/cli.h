@@ -5,5 +5,6 @@
 int ig_cmd_serve(int argc, char **argv);
 int ig_cmd_keys(int argc, char **argv);
 int ig_cmd_channels(int argc, char **argv);
+int ig_cmd_usage(int argc, char **argv);
 
 #endif

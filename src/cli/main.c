@@ -12,7 +12,8 @@ static void usage(FILE *f)
                "commands:\n"
                "  serve     run the gateway (HTTP API, task engine, stored images)\n"
                "  keys      API keys, balances and limits: create, list, credit, limits, check\n"
-               "  channels  list the upstream channels, or test one with a real request\n\n"
+               "  channels  list the upstream channels, or test one with a real request\n"
+               "  usage     what keys used and were charged, by day and model or by channel\n\n"
                "Run 'imagegate <command> --help' for a command's options.\n",
             "0.1.0");
 }
@@ -38,6 +39,8 @@ int main(int argc, char **argv)
         return ig_cmd_keys(argc - 1, argv + 1);
     if (strcmp(argv[1], "channels") == 0)
         return ig_cmd_channels(argc - 1, argv + 1);
+    if (strcmp(argv[1], "usage") == 0)
+        return ig_cmd_usage(argc - 1, argv + 1);
     fprintf(stderr, "imagegate: unknown command '%s'\n\n", argv[1]);
     usage(stderr);
     return 2;

@@ -10,9 +10,11 @@
 
 #include <cjson/cJSON.h>
 #include <event2/http.h>
+#include <event2/keyvalq_struct.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 
 /* ---- rendering -------------------------------------------------------------------------- */
 
@@ -415,4 +417,83 @@ void ig_admin_key(struct ig_hreq *hr, const char *param)
 bad:
     cJSON_Delete(root);
     free(w);
+}
+
+/* ---- GET /admin/v1/usage?key_id=&days=&by=model|channel ------------------------------------ */
+
+static void usage_add(const struct ig_usage_row *r, void *arg)
+{
+    cJSON *o = cJSON_CreateObject();
+    char usd[32];
+
+    if (r->day[0])
+        cJSON_AddStringToObject(o, "day", r->day);
+    cJSON_AddStringToObject(o, r->day[0] ? "model" : "channel", r->name);
+    cJSON_AddNumberToObject(o, "tasks", (double)r->tasks);
+    cJSON_AddNumberToObject(o, "succeeded", (double)r->succeeded);
+    cJSON_AddNumberToObject(o, "images", (double)r->images);
+    cJSON_AddNumberToObject(o, "image_tokens", (double)r->image_tokens);
+    cJSON_AddNumberToObject(o, "text_tokens", (double)r->text_tokens);
+    ig_usd_format(r->charged, usd, sizeof(usd));
+    cJSON_AddStringToObject(o, "charged_usd", usd);
+    cJSON_AddItemToArray(arg, o);
+}
+
+void ig_admin_usage(struct ig_hreq *hr, const char *param)
+{
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(hr->req);
+    const char *q = uri ? evhttp_uri_get_query(uri) : NULL, *v;
+    struct evkeyvalq args;
+    long long key_id = 0, days = 30;
+    bool by_channel = false;
+    int64_t now = ig_now_ms(), from;
+    cJSON *root, *data;
+    char *end;
+
+    if (!admin_auth(hr))
+        return;
+    TAILQ_INIT(&args);
+    if (q && evhttp_parse_query_str(q, &args) != 0) {
+        ig_http_error(hr, IG_E_INVALID, "query", "the query string is malformed");
+        return;
+    }
+    if ((v = evhttp_find_header(&args, "key_id"))) {
+        key_id = strtoll(v, &end, 10);
+        if (*end || key_id <= 0) {
+            ig_http_error(hr, IG_E_INVALID, "key_id", "key_id must be a key id");
+            goto out;
+        }
+    }
+    if ((v = evhttp_find_header(&args, "days"))) {
+        days = strtoll(v, &end, 10);
+        if (*end || days < 1 || days > 3650) {
+            ig_http_error(hr, IG_E_INVALID, "days", "days must be 1..3650");
+            goto out;
+        }
+    }
+    if ((v = evhttp_find_header(&args, "by"))) {
+        if (strcmp(v, "channel") == 0) {
+            by_channel = true;
+        } else if (strcmp(v, "model") != 0) {
+            ig_http_error(hr, IG_E_INVALID, "by", "by must be model or channel");
+            goto out;
+        }
+    }
+    from = (now / 86400000 - (days - 1)) * 86400000; /* whole UTC days */
+    root = cJSON_CreateObject();
+    cJSON_AddNumberToObject(root, "from", (double)(from / 1000));
+    cJSON_AddNumberToObject(root, "to", (double)(now / 1000));
+    if (key_id)
+        cJSON_AddNumberToObject(root, "key_id", (double)key_id);
+    else
+        cJSON_AddNullToObject(root, "key_id");
+    data = cJSON_AddArrayToObject(root, "data");
+    if (ig_store_usage(hr->store, key_id, from, now + 1, by_channel, usage_add, data)) {
+        cJSON_Delete(root);
+        ig_http_error(hr, IG_E_INTERNAL, NULL, "Internal error — please retry");
+        goto out;
+    }
+    ig_http_reply_json(hr, 200, root);
+out:
+    evhttp_clear_headers(&args);
 }

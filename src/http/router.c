@@ -24,6 +24,7 @@ static const struct route routes[] = {
     {"/media/tasks/", REST, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, ig_media_get, ig_generic_error, "GET, HEAD"},
     {"/admin/v1/keys", EXACT, EVHTTP_REQ_GET | EVHTTP_REQ_POST, ig_admin_keys, ig_generic_error, "GET, POST"},
     {"/admin/v1/keys/", REST, EVHTTP_REQ_GET | EVHTTP_REQ_POST, ig_admin_key, ig_generic_error, "GET, POST"},
+    {"/admin/v1/usage", EXACT, EVHTTP_REQ_GET, ig_admin_usage, ig_generic_error, "GET"},
 };
 
 static const char *match(const struct route *r, const char *path)

@@ -24,6 +24,7 @@ ig_error_render_fn ig_reapi_error;
 /* The admin API (admin scope), src/http/admin.c */
 ig_route_fn ig_admin_keys; /* GET (list), POST (create) /admin/v1/keys */
 ig_route_fn ig_admin_key;  /* /admin/v1/keys/{id}[/revoke|/credit|/limits] */
+ig_route_fn ig_admin_usage; /* GET /admin/v1/usage?key_id=&days=&by=model|channel */
 
 /* Stored result images, src/http/media.c */
 ig_route_fn ig_media_get;

@@ -47,6 +47,16 @@ struct ig_idem_record {
     int64_t created_ms;
 };
 
+/* One line of a usage report: tasks created in [from, to), by UTC day and model (or, for the
+ * operator's view, by channel over the whole span: day is then ""). */
+struct ig_usage_row {
+    char day[11];    /* "2026-11-23" */
+    char name[96];   /* the catalog model, or the channel ("" when none ran it) */
+    int64_t tasks, succeeded, images, image_tokens, text_tokens;
+    int64_t charged; /* micro-dollars captured */
+};
+typedef void ig_store_usage_fn(const struct ig_usage_row *row, void *arg);
+
 /* One key (key_list). */
 typedef void ig_store_key_fn(const struct ig_key *k, void *arg);
 /* One key's balance against its ledger (ledger_check). */
@@ -137,6 +147,10 @@ struct ig_store_ops {
     enum ig_err (*idem_get)(struct ig_store *s, int64_t key_id, const char *idem_key,
                             int64_t since_ms, struct ig_idem_record *out);
     enum ig_err (*idem_sweep)(struct ig_store *s, int64_t before_ms, int *n);
+    /* Usage of one key (key_id > 0) or of all keys (0), tasks created in [from_ms, to_ms), by
+     * day and model, or (by_channel) by channel. */
+    enum ig_err (*usage)(struct ig_store *s, int64_t key_id, int64_t from_ms, int64_t to_ms,
+                         bool by_channel, ig_store_usage_fn *fn, void *arg);
     /* Every key, by id. */
     enum ig_err (*key_list)(struct ig_store *s, ig_store_key_fn *fn, void *arg);
     /* Every key's balance and the sum of its ledger entries (they must be equal). */
@@ -251,6 +265,12 @@ static inline enum ig_err ig_store_key_revoke(struct ig_store *s, int64_t key_id
 static inline enum ig_err ig_store_key_get(struct ig_store *s, int64_t key_id, struct ig_key *out)
 {
     return s->ops->key_get(s, key_id, out);
+}
+static inline enum ig_err ig_store_usage(struct ig_store *s, int64_t key_id, int64_t from_ms,
+                                         int64_t to_ms, bool by_channel, ig_store_usage_fn *fn,
+                                         void *arg)
+{
+    return s->ops->usage(s, key_id, from_ms, to_ms, by_channel, fn, arg);
 }
 static inline enum ig_err ig_store_key_list(struct ig_store *s, ig_store_key_fn *fn, void *arg)
 {

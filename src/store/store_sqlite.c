@@ -27,6 +27,12 @@
 #define EXPIRING                                                                                   \
     "+state = 'succeeded' AND expires_ms > 0 AND expires_ms <= ?1 AND outputs_expired = 0"
 
+/* The sums of a usage report, over one key (?1, 0 = all) and a span of creation times. */
+#define USAGE_SUMS                                                                                 \
+    "COUNT(*), SUM(state = 'succeeded'), SUM(usage_images), SUM(usage_image_tokens), "            \
+    "SUM(usage_text_tokens), SUM(price_captured) FROM tasks "                                     \
+    "WHERE (?1 = 0 OR key_id = ?1) AND created_ms >= ?2 AND created_ms < ?3 "
+
 #define TASK_COLS                                                                                  \
     "id, key_id, model, model_alias, dialect, channel, state, progress, attempts, max_attempts, "  \
     "created_ms, started_ms, finished_ms, deadline_ms, expires_ms, lease_until_ms, lease_owner, "  \
@@ -201,6 +207,8 @@ enum st {
     ST_KEY_LIST,
     ST_KEY_LIMITS,
     ST_KEY_REVOKE,
+    ST_USAGE_BY_MODEL,
+    ST_USAGE_BY_CHANNEL,
     ST_KEY_GET,
     ST_IDEM_PUT,
     ST_IDEM_GET,
@@ -290,6 +298,10 @@ static const char *const sql[ST__COUNT] = {
     [ST_KEY_INSERT] = "INSERT INTO keys (hash, name, created_ms, credits, revoked, metered, "
                       "rate_rpm, max_tasks, scopes, expires_ms, models) VALUES (?1, ?2, ?3, ?4, "
                       "?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    [ST_USAGE_BY_MODEL] = "SELECT date(created_ms / 1000, 'unixepoch'), model, " USAGE_SUMS
+                          "GROUP BY 1, 2 ORDER BY 1, 2",
+    [ST_USAGE_BY_CHANNEL] = "SELECT '', COALESCE(channel, ''), " USAGE_SUMS
+                            "GROUP BY 2 ORDER BY 2",
     [ST_KEY_REVOKE] = "UPDATE keys SET revoked = 1 WHERE id = ?1",
     [ST_KEY_GET] = "SELECT " KEY_COLS " FROM keys WHERE id = ?1",
     [ST_KEY_BY_HASH] = "SELECT " KEY_COLS " FROM keys WHERE hash = ?1",
@@ -1430,6 +1442,44 @@ static void bind_limit(sqlite3_stmt *st, int i, int v)
         sqlite3_bind_int(st, i, v);
 }
 
+static enum ig_err sq_usage(struct ig_store *s, int64_t key_id, int64_t from_ms, int64_t to_ms,
+                            bool by_channel, ig_store_usage_fn *fn, void *arg)
+{
+    sqlite3_stmt *st;
+    enum ig_err err;
+    bool own;
+    int rc;
+
+    err = op_begin(s, false, &own);
+    if (err)
+        return err;
+    err = prep(s, by_channel ? ST_USAGE_BY_CHANNEL : ST_USAGE_BY_MODEL, &st);
+    if (err)
+        goto out;
+    sqlite3_bind_int64(st, 1, key_id);
+    sqlite3_bind_int64(st, 2, from_ms);
+    sqlite3_bind_int64(st, 3, to_ms);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct ig_usage_row r;
+
+        memset(&r, 0, sizeof(r));
+        col_fixed(st, 0, r.day, sizeof(r.day));
+        col_fixed(st, 1, r.name, sizeof(r.name));
+        r.tasks = sqlite3_column_int64(st, 2);
+        r.succeeded = sqlite3_column_int64(st, 3);
+        r.images = sqlite3_column_int64(st, 4);
+        r.image_tokens = sqlite3_column_int64(st, 5);
+        r.text_tokens = sqlite3_column_int64(st, 6);
+        r.charged = sqlite3_column_int64(st, 7);
+        fn(&r, arg);
+    }
+    if (rc != SQLITE_DONE)
+        err = dberr(s, rc);
+    sqlite3_reset(st);
+out:
+    return op_end(s, false, own, err);
+}
+
 static enum ig_err sq_key_revoke(struct ig_store *s, int64_t key_id)
 {
     sqlite3_stmt *st;
@@ -1677,6 +1727,7 @@ const struct ig_store_ops ig_store_sqlite_ops = {
     .key_list = sq_key_list,
     .key_set_limits = sq_key_set_limits,
     .key_revoke = sq_key_revoke,
+    .usage = sq_usage,
     .key_get = sq_key_get,
     .idem_get = sq_idem_get,
     .idem_sweep = sq_idem_sweep,

@@ -143,6 +143,37 @@ test('CLI: scopes, expiry, models, revoke', async () => {
   assert.equal(runCli(['keys', 'revoke', '99999', '--data', srv.dataDir]).code, 1);
 });
 
+test('usage by day and model, and by channel, over HTTP and the CLI', async () => {
+  const s = await startServer();
+  const k = (await admin(s, 'POST', '/admin/v1/keys', { name: 'counted', credits_usd: '1.00' })).json;
+  for (const n of [1, 2]) {
+    const r = await submit(s, { model: MODEL, prompt: `usage ${n}`, n }, { key: k.key });
+    assert.equal(r.status, 200, r.body);
+    for (let i = 0; i < 100 && (await getTask(s, r.json.id, k.key)).json.status !== 'completed'; i++) await sleep(50);
+  }
+  const other = await submit(s, { model: 'gemini-3.1-flash-image-preview', prompt: 'operator', resolution: '512' });
+  for (let i = 0; i < 100 && (await getTask(s, other.json.id)).json.status !== 'completed'; i++) await sleep(50);
+  const day = new Date().toISOString().slice(0, 10);
+  let r = await admin(s, 'GET', `/admin/v1/usage?key_id=${k.id}&days=1`);
+  assert.equal(r.status, 200, r.body);
+  assert.equal(r.json.key_id, k.id);
+  assert.deepEqual(r.json.data, [{ day, model: 'gemini-2.5-flash-image', tasks: 2, succeeded: 2, images: 3,
+    image_tokens: 3 * 1290, text_tokens: 0, charged_usd: '0.117000' }]);
+  r = await admin(s, 'GET', '/admin/v1/usage?by=channel');
+  assert.equal(r.json.key_id, null);
+  assert.deepEqual(r.json.data.map((x) => [x.channel, x.tasks, x.images]), [['offline', 3, 4]]);
+  for (const bad of ['days=0', 'key_id=x', 'by=hour']) {
+    r = await admin(s, 'GET', `/admin/v1/usage?${bad}`);
+    assert.equal(r.status, 400, bad);
+  }
+  const cli = runCli(['usage', '--data', s.dataDir, '--key', String(k.id), '--days', '7']);
+  assert.equal(cli.code, 0, cli.stderr);
+  assert.equal(cli.stdout, `day\tmodel\ttasks\tsucceeded\timages\timage_tokens\ttext_tokens\tcharged_usd\n${day}\tgemini-2.5-flash-image\t2\t2\t3\t3870\t0\t0.117000\n`);
+  const all = runCli(['usage', '--data', s.dataDir]);
+  assert.equal(all.stdout.trim().split('\n').length, 3, all.stdout); // header + two models
+  assert.equal(runCli(['usage', '--data', s.dataDir, '--by', 'week']).code, 2);
+});
+
 test('no key material in any log', async () => {
   // after creating, using, crediting, revoking and refusing keys, over HTTP and the CLI
   assert.ok(srv.stderr().length > 1000, 'the server did log');
