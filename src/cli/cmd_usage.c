@@ -12,9 +12,10 @@
 static void usage(FILE *f)
 {
     fprintf(f, "usage: imagegate usage [--data DIR] [--key ID] [--days N] [--by model|channel]\n\n"
-               "Tasks created in the last N days (default 30; UTC days), with images, tokens and\n"
-               "what was charged, for one key or all of them; by day and model, or (--by\n"
-               "channel) by the channel that ran them.\n\n"
+               "Tasks created in the last N days (default 30; UTC days), with images, tokens,\n"
+               "what was charged, what the upstreams cost (channels' cost_per_image_usd) and\n"
+               "the margin, for one key or all of them; by day and model, or (--by channel) by\n"
+               "the channel that ran them.\n\n"
                "  --data DIR   data directory [./data] (env IMAGEGATE_DATA)\n"
                "  --key ID     one key (see imagegate keys list) [all]\n"
                "  --days N     1..3650 [30]\n"
@@ -23,16 +24,19 @@ static void usage(FILE *f)
 
 static void print_row(const struct ig_usage_row *r, void *arg)
 {
-    char usd[32];
+    char usd[32], cost[32], margin[32];
     bool *by_channel = arg;
 
     ig_usd_format(r->charged, usd, sizeof(usd));
+    ig_usd_format(r->cost, cost, sizeof(cost));
+    ig_usd_format(r->charged - r->cost, margin, sizeof(margin));
     if (*by_channel)
         printf("%s", r->name[0] ? r->name : "-");
     else
         printf("%s\t%s", r->day, r->name);
-    printf("\t%lld\t%lld\t%lld\t%lld\t%lld\t%s\n", (long long)r->tasks, (long long)r->succeeded,
-           (long long)r->images, (long long)r->image_tokens, (long long)r->text_tokens, usd);
+    printf("\t%lld\t%lld\t%lld\t%lld\t%lld\t%s\t%s\t%s\n", (long long)r->tasks,
+           (long long)r->succeeded, (long long)r->images, (long long)r->image_tokens,
+           (long long)r->text_tokens, usd, cost, margin);
 }
 
 int ig_cmd_usage(int argc, char **argv)
@@ -96,7 +100,8 @@ int ig_cmd_usage(int argc, char **argv)
         return 1;
     }
     printf(by_channel ? "channel" : "day\tmodel");
-    printf("\ttasks\tsucceeded\timages\timage_tokens\ttext_tokens\tcharged_usd\n");
+    printf("\ttasks\tsucceeded\timages\timage_tokens\ttext_tokens\tcharged_usd\tcost_usd\t"
+           "margin_usd\n");
     /* whole UTC days: from the start of the day N-1 days ago to now */
     err = ig_store_usage(s, key, (now / 86400000 - (days - 1)) * 86400000, now + 1, by_channel,
                          print_row, &by_channel);

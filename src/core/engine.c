@@ -362,6 +362,7 @@ static void run_finish(struct run *r, enum ig_task_state state, enum ig_err err,
         int delivered = t->noutputs < t->req.n ? t->noutputs : t->req.n;
 
         t->price_captured = t->req.n > 0 ? t->price_held / t->req.n * delivered : 0;
+        t->cost = r->job.cost;
         t->expires_ms = t->finished_ms + ig_app_expiry_s(e->app, t->dialect) * 1000;
         t->usage = r->job.usage;
         if (r->job.text) {

@@ -86,6 +86,7 @@ struct ig_task {
     bool outputs_expired;
     struct ig_usage usage;
     int64_t price_held, price_captured; /* micro-dollars */
+    int64_t cost;                       /* micro-dollars the upstream charged (operator's cost) */
     int admit_max_tasks;                /* admission only, not stored: the key's limit of
                                          * unfinished tasks the insert enforces (0 = none) */
     const struct ig_idem_record *idem;  /* admission only: the Idempotency-Key record the

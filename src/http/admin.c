@@ -436,6 +436,10 @@ static void usage_add(const struct ig_usage_row *r, void *arg)
     cJSON_AddNumberToObject(o, "text_tokens", (double)r->text_tokens);
     ig_usd_format(r->charged, usd, sizeof(usd));
     cJSON_AddStringToObject(o, "charged_usd", usd);
+    ig_usd_format(r->cost, usd, sizeof(usd));
+    cJSON_AddStringToObject(o, "cost_usd", usd);
+    ig_usd_format(r->charged - r->cost, usd, sizeof(usd));
+    cJSON_AddStringToObject(o, "margin_usd", usd);
     cJSON_AddItemToArray(arg, o);
 }
 

@@ -1,6 +1,7 @@
 /* channel.c: channels from the config file and from GEMINI_API_KEY / GEMINI_BASE_URL. */
 #include "base/base.h"
 #include "provider/channel.h"
+#include "policy/money.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -91,7 +92,7 @@ static enum ig_err parse_one(struct ig_channel *c, const cJSON *o, int idx, stru
                                             "connect_timeout_ms", "max_response_bytes",
                                             "official", "models", "project", "location",
                                             "access_token", "service_account_file",
-                                            "token_url"};
+                                            "token_url", "cost_per_image_usd"};
         bool ok = false;
 
         for (size_t i = 0; i < IG_ARRAY_LEN(known) && !ok; i++)
@@ -198,6 +199,11 @@ static enum ig_err parse_one(struct ig_channel *c, const cJSON *o, int idx, stru
         return ig_fail(eb, IG_E_INVALID, "official", "channels[%d].official must be true or false",
                        idx);
     c->official = cJSON_IsTrue(v);
+    v = cJSON_GetObjectItemCaseSensitive(o, "cost_per_image_usd");
+    if (v && (!cJSON_IsString(v) || !ig_usd_parse(v->valuestring, false, &c->cost_per_image)))
+        return ig_fail(eb, IG_E_INVALID, "cost_per_image_usd",
+                       "channels[%d].cost_per_image_usd must be US dollars as a decimal string, "
+                       "e.g. \"0.039\"", idx);
 
     v = cJSON_GetObjectItemCaseSensitive(o, "models");
     if (v) {

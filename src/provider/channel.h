@@ -38,6 +38,8 @@ struct ig_channel {
     int connect_timeout_ms;
     int64_t max_response_bytes;       /* response body cap */
     bool official;                    /* what the -official model names pin */
+    int64_t cost_per_image;           /* micro-dollars the upstream charges per image (0 =
+                                       * unknown): recorded per task beside the price */
     /* Vertex AI: {base_url}/v1/projects/{project}/locations/{location}/publishers/google/models/
      * {model}:generateContent, authorised by one of: keys (API key, "express mode": no project
      * needed), access_token (a fixed Bearer token), service_account_file (a JSON key: imagegate

@@ -65,6 +65,7 @@ void ig_job_reset_outputs(struct ig_job *job)
     free(job->text);
     job->text = NULL;
     memset(&job->usage, 0, sizeof(job->usage));
+    job->cost = 0;
     ig_job_reset_failure(job);
 }
 

@@ -69,6 +69,8 @@ struct ig_job {
     int nimages;
     struct ig_image images[IG_MAX_OUTPUTS];
     struct ig_usage usage;
+    int64_t cost;                 /* micro-dollars the upstreams charged for the images kept
+                                   * (their channels' cost_per_image; the router adds it) */
     char *text;                   /* model text parts, owned, may be NULL */
     enum ig_err err;              /* IG_OK, or what went wrong */
     char errmsg[512];

@@ -38,6 +38,7 @@ struct rjob {
     int64_t start;              /* monotonic ms */
     int64_t attempt_start;
     int cur;                    /* channel index of the attempt under way, -1 between */
+    int images_before;          /* images the job held when the attempt started */
     uint64_t tried;             /* channels tried, as a bit set */
     struct event *timer;
 };
@@ -248,6 +249,7 @@ static void attempt(struct rjob *rj)
         job->want = 0;
     }
     job->ch = c;
+    rj->images_before = job->nimages;
     ig_channel_serves(c, job->model, job->upstream_model, sizeof(job->upstream_model));
     job->done = attempt_done;
     job->arg = rj;
@@ -292,6 +294,8 @@ static void attempt_done(struct ig_job *job)
         a->bytes = job->bytes_in;
     }
     snprintf(job->channel, sizeof(job->channel), "%s", c->name);
+    if (job->nimages > rj->images_before) /* what this channel delivered, at its cost */
+        job->cost += (int64_t)(job->nimages - rj->images_before) * c->cost_per_image;
     log_attempt(rj, c, now - rj->attempt_start);
     if ((!job->err && job->nimages >= job->task->req.n) || job->cancelled) {
         finish(rj); /* done, or nobody waits for more */

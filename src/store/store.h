@@ -54,6 +54,7 @@ struct ig_usage_row {
     char name[96];   /* the catalog model, or the channel ("" when none ran it) */
     int64_t tasks, succeeded, images, image_tokens, text_tokens;
     int64_t charged; /* micro-dollars captured */
+    int64_t cost;    /* micro-dollars the upstreams charged (channels' cost_per_image_usd) */
 };
 typedef void ig_store_usage_fn(const struct ig_usage_row *row, void *arg);
 

@@ -30,14 +30,14 @@
 /* The sums of a usage report, over one key (?1, 0 = all) and a span of creation times. */
 #define USAGE_SUMS                                                                                 \
     "COUNT(*), SUM(state = 'succeeded'), SUM(usage_images), SUM(usage_image_tokens), "            \
-    "SUM(usage_text_tokens), SUM(price_captured) FROM tasks "                                     \
+    "SUM(usage_text_tokens), SUM(price_captured), SUM(cost) FROM tasks "                                     \
     "WHERE (?1 = 0 OR key_id = ?1) AND created_ms >= ?2 AND created_ms < ?3 "
 
 #define TASK_COLS                                                                                  \
     "id, key_id, model, model_alias, dialect, channel, state, progress, attempts, max_attempts, "  \
     "created_ms, started_ms, finished_ms, deadline_ms, expires_ms, lease_until_ms, lease_owner, "  \
     "request, outputs_expired, usage_prompt_tokens, usage_image_tokens, usage_text_tokens, "       \
-    "usage_images, price_held, price_captured, err, err_message, text, offline, upstream"
+    "usage_images, price_held, price_captured, err, err_message, text, offline, upstream, cost"
 
 #define KEY_COLS                                                                                   \
     "id, hash, name, created_ms, credits, revoked, metered, rate_rpm, max_tasks, scopes, "        \
@@ -75,6 +75,7 @@ enum col {
     C_TEXT,
     C_OFFLINE,
     C_UPSTREAM,
+    C_COST,
     C__COUNT
 };
 
@@ -177,6 +178,8 @@ static const char *const migrations[] = {
     "ALTER TABLE keys ADD COLUMN expires_ms INTEGER NOT NULL DEFAULT 0;" /* 0: never */
     "ALTER TABLE keys ADD COLUMN models TEXT NOT NULL DEFAULT '';" /* '': every model */
     "UPDATE keys SET scopes = 3 WHERE name = 'first key';",
+    /* 7: what the upstream charged for a task's images (its channel's cost_per_image_usd). */
+    "ALTER TABLE tasks ADD COLUMN cost INTEGER NOT NULL DEFAULT 0;",
 };
 
 enum st {
@@ -245,7 +248,7 @@ static const char *const sql[ST__COUNT] = {
     [ST_OP_ROLLBACK_TO] = "ROLLBACK TO op",
     [ST_TASK_INSERT] = "INSERT INTO tasks (" TASK_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
                        "?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, "
-                       "?24, ?25, ?26, ?27, ?28, ?29, ?30)",
+                       "?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31)",
     [ST_TASK_GET] = "SELECT " TASK_COLS " FROM tasks WHERE id = ?1",
     [ST_TASK_EXISTS] = "SELECT 1 FROM tasks WHERE id = ?1",
     [ST_OUTPUTS_GET] = "SELECT idx, blob, mime, ext, width, height, bytes FROM task_outputs "
@@ -280,7 +283,7 @@ static const char *const sql[ST__COUNT] = {
                   "offline = ?8, usage_prompt_tokens = ?9, usage_image_tokens = ?10, "
                   "usage_text_tokens = ?11, usage_images = ?12, price_captured = ?13, err = ?14, "
                   "err_message = ?15, text = ?16, expires_ms = ?17, upstream = ?18, "
-                  "lease_until_ms = 0 "
+                  "cost = ?19, lease_until_ms = 0 "
                   "WHERE id = ?1 AND state = 'running' AND lease_owner = ?2 AND attempts = ?3",
     [ST_REQUEUE] = "UPDATE tasks SET state = 'queued', lease_owner = NULL, lease_until_ms = 0, "
                    "attempts = attempts - ?4 "
@@ -898,6 +901,7 @@ static enum ig_err sq_task_insert(struct ig_store *s, const struct ig_task *t)
     bind_str(st, C_TEXT + 1, t->text);
     sqlite3_bind_int(st, C_OFFLINE + 1, t->offline);
     bind_str(st, C_UPSTREAM + 1, t->upstream);
+    sqlite3_bind_int64(st, C_COST + 1, t->cost);
     err = step_done(s, st);
     if (!err)
         err = insert_outputs(s, t);
@@ -966,6 +970,7 @@ static enum ig_err read_task(struct ig_store *s, sqlite3_stmt *st, struct ig_tas
     t->text = col_dup(st, C_TEXT);
     t->offline = sqlite3_column_int(st, C_OFFLINE) != 0;
     t->upstream = col_dup(st, C_UPSTREAM);
+    t->cost = sqlite3_column_int64(st, C_COST);
     return IG_OK;
 }
 
@@ -1226,6 +1231,7 @@ static enum ig_err sq_task_finish(struct ig_store *s, const struct ig_task *t, c
     bind_str(st, 16, t->text);
     sqlite3_bind_int64(st, 17, t->expires_ms);
     bind_str(st, 18, t->upstream);
+    sqlite3_bind_int64(st, 19, t->cost);
     err = step_cas(s, st);
     if (!err)
         err = insert_outputs(s, t);
@@ -1471,6 +1477,7 @@ static enum ig_err sq_usage(struct ig_store *s, int64_t key_id, int64_t from_ms,
         r.image_tokens = sqlite3_column_int64(st, 5);
         r.text_tokens = sqlite3_column_int64(st, 6);
         r.charged = sqlite3_column_int64(st, 7);
+        r.cost = sqlite3_column_int64(st, 8);
         fn(&r, arg);
     }
     if (rc != SQLITE_DONE)

@@ -100,7 +100,7 @@ test('partial result: 2 of 3 images delivered pays for 2', async () => {
   // The third call for this prompt is refused (400: the request ran and failed, not retried).
   fake.script((rec) => (promptOf(rec) === prompt && ++n === 3
     ? { error: [400, 'INVALID_ARGUMENT', 'refused'] } : undefined));
-  const cfg = writeConfig([geminiChannel('gem-a', fake)]);
+  const cfg = writeConfig([geminiChannel('gem-a', fake, { cost_per_image_usd: '0.03' })]);
   const s = await startServer({ args: ['--config', cfg, ...fastRouter()] });
   const { key, id } = meteredKey(s, '1.00');
   const r = await submit(s, { model: MODEL, prompt, n: 3 }, { key });
@@ -110,6 +110,10 @@ test('partial result: 2 of 3 images delivered pays for 2', async () => {
   assert.equal(done.json.output.image_urls.length, 2);
   assert.equal(balance(s, id), 1000000 - 2 * PRICE);
   assert.deepEqual(entries(s, r.json.id), [`hold:${-3 * PRICE}`, `release:${3 * PRICE}`, `capture:${-2 * PRICE}`]);
+  // the upstream's cost of the 2 images is recorded beside the price: the operator's margin
+  assert.equal(sql(s, `SELECT cost FROM tasks WHERE id = '${r.json.id.slice(5)}'`), '60000');
+  const u = runCli(['usage', '--data', s.dataDir, '--key', String(id), '--by', 'channel']);
+  assert.equal(u.stdout.split('\n')[1], 'gem-a\t1\t1\t2\t2580\t0\t0.078000\t0.060000\t0.018000');
   keysCheck(s);
 });
 

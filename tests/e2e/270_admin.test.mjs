@@ -158,7 +158,7 @@ test('usage by day and model, and by channel, over HTTP and the CLI', async () =
   assert.equal(r.status, 200, r.body);
   assert.equal(r.json.key_id, k.id);
   assert.deepEqual(r.json.data, [{ day, model: 'gemini-2.5-flash-image', tasks: 2, succeeded: 2, images: 3,
-    image_tokens: 3 * 1290, text_tokens: 0, charged_usd: '0.117000' }]);
+    image_tokens: 3 * 1290, text_tokens: 0, charged_usd: '0.117000', cost_usd: '0.000000', margin_usd: '0.117000' }]);
   r = await admin(s, 'GET', '/admin/v1/usage?by=channel');
   assert.equal(r.json.key_id, null);
   assert.deepEqual(r.json.data.map((x) => [x.channel, x.tasks, x.images]), [['offline', 3, 4]]);
@@ -168,7 +168,7 @@ test('usage by day and model, and by channel, over HTTP and the CLI', async () =
   }
   const cli = runCli(['usage', '--data', s.dataDir, '--key', String(k.id), '--days', '7']);
   assert.equal(cli.code, 0, cli.stderr);
-  assert.equal(cli.stdout, `day\tmodel\ttasks\tsucceeded\timages\timage_tokens\ttext_tokens\tcharged_usd\n${day}\tgemini-2.5-flash-image\t2\t2\t3\t3870\t0\t0.117000\n`);
+  assert.equal(cli.stdout, `day\tmodel\ttasks\tsucceeded\timages\timage_tokens\ttext_tokens\tcharged_usd\tcost_usd\tmargin_usd\n${day}\tgemini-2.5-flash-image\t2\t2\t3\t3870\t0\t0.117000\t0.000000\t0.117000\n`);
   const all = runCli(['usage', '--data', s.dataDir]);
   assert.equal(all.stdout.trim().split('\n').length, 3, all.stdout); // header + two models
   assert.equal(runCli(['usage', '--data', s.dataDir, '--by', 'week']).code, 2);

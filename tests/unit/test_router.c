@@ -600,7 +600,8 @@ static void test_router__channel_config_parse(void **state)
     struct ig_errbuf eb;
     const char *ok = "[{\"name\":\"g\",\"type\":\"gemini\",\"base_url\":\"http://127.0.0.1:9/\","
                      "\"keys\":[\"k1\",\"k2\"],\"priority\":3,\"weight\":2,\"official\":true,"
-                     "\"timeout_ms\":1500,\"models\":{\"gemini-2.5-flash-image\":\"up-x\"}},"
+                     "\"timeout_ms\":1500,\"models\":{\"gemini-2.5-flash-image\":\"up-x\"},"
+                     "\"cost_per_image_usd\":\"0.0387\"},"
                      "{\"name\":\"d\",\"key\":\"k\"}]";
     char up[96];
 
@@ -613,6 +614,7 @@ static void test_router__channel_config_parse(void **state)
     assert_int_equal(chs.ch[0].weight, 2);
     assert_true(chs.ch[0].official);
     assert_int_equal(chs.ch[0].timeout_ms, 1500);
+    assert_int_equal(chs.ch[0].cost_per_image, 38700);
     assert_true(ig_channel_serves(&chs.ch[0], model, up, sizeof(up)));
     assert_string_equal(up, "up-x");
     /* defaults: Google's URL, every model, weight 1 */
@@ -638,6 +640,8 @@ static void test_router__channel_config_parse(void **state)
         "[{\"name\":\"a\",\"type\":\"vertex\",\"key\":\"k\",\"access_token\":\"t\"}]",
         "[{\"name\":\"a\",\"type\":\"vertex\",\"access_token\":\"t\"}]",
         "[{\"name\":\"a\",\"key\":\"k\",\"priorty\":3}]",
+        "[{\"name\":\"a\",\"key\":\"k\",\"cost_per_image_usd\":0.04}]", /* a string */
+        "[{\"name\":\"a\",\"key\":\"k\",\"cost_per_image_usd\":\"-1\"}]",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         ig_errbuf_clear(&eb);

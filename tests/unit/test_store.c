@@ -113,7 +113,7 @@ static void test_store__migrate_is_idempotent(void **state)
     assert_int_equal(sqlite3_open(f->path + strlen("sqlite:"), &db), SQLITE_OK);
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(st, 0), 6); /* the latest schema */
+    assert_int_equal(sqlite3_column_int(st, 0), 7); /* the latest schema */
     sqlite3_finalize(st);
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
