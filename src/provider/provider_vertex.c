@@ -50,10 +50,18 @@ static char *vertex_url(void *vctx, const struct ig_channel *c, const char *mode
     if (c->nkeys > 0)
         return ig_xasprintf("%s/v1/publishers/google/models/%s:generateContent", c->base_url,
                             model);
+    if (vx->load_err[0]) {
+        /* The key file could not be loaded, and with it went the project_id a channel without
+         * "project" takes from it. No call goes out: vertex_token fails the job as a refused
+         * credential (the router records the attempt with the reason and disables the
+         * channel), so this address is never used. Failing here instead would lose the reason
+         * and leave the channel enabled to fail every task. */
+        return ig_xasprintf("%s/v1/projects/-/locations/-/publishers/google/models/%s"
+                            ":generateContent",
+                            c->base_url, model);
+    }
     if (!segment_ok(vx->project) || !segment_ok(c->location)) {
-        snprintf(msg, msglen, "%s", vx->load_err[0] ? vx->load_err
-                                                    : "the project or location is missing or "
-                                                      "not [A-Za-z0-9._-]");
+        snprintf(msg, msglen, "the project or location is missing or not [A-Za-z0-9._-]");
         return NULL;
     }
     return ig_xasprintf("%s/v1/projects/%s/locations/%s/publishers/google/models/%s"
@@ -135,8 +143,9 @@ struct ig_provider *ig_provider_vertex_new(const struct ig_channel *c)
         ig_errbuf_clear(&eb);
         vx->ga = ig_gauth_new(c->service_account_file, c->token_url, &eb);
         if (!vx->ga) {
-            snprintf(vx->load_err, sizeof(vx->load_err), "%s", eb.msg);
-            ig_warn("vertex: channel %s: %s", c->name, eb.msg);
+            snprintf(vx->load_err, sizeof(vx->load_err), "%s",
+                     eb.msg[0] ? eb.msg : "the service account file could not be loaded");
+            ig_warn("vertex: channel %s: %s", c->name, vx->load_err);
         } else if (!vx->project[0]) {
             snprintf(vx->project, sizeof(vx->project), "%s", ig_gauth_project(vx->ga));
         }

@@ -642,6 +642,34 @@ static void test_vertex__sa_bad_file(void **state)
     assert_true(job->auth_failed);
 }
 
+/* The key file cannot be loaded and the channel names no project (it would have come from the
+ * file): the job still starts and ends as a refused credential with the reason, so the router
+ * records the attempt and disables the channel, instead of failing to start every job. */
+static void test_vertex__sa_bad_file_no_project(void **state)
+{
+    struct live *l = *state;
+    struct ig_job *job = &l->f[0].job;
+
+    snprintf(l->ch.service_account_file, sizeof(l->ch.service_account_file), "%s/nope.json",
+             g_dir);
+    l->p = ig_provider_vertex_new(&l->ch);
+    run_jobs(l, 2);
+    for (int i = 0; i < 2; i++) {
+        job = &l->f[i].job;
+        assert_int_equal(job->err, IG_E_UPSTREAM_SUBMIT);
+        assert_true(job->auth_failed);
+        assert_false(job->retryable);
+        assert_int_equal(job->nimages, 0);
+        assert_non_null(strstr(job->errmsg, "vx-test"));
+        assert_non_null(strstr(job->errmsg, "cannot open the service account file"));
+        assert_non_null(strstr(job->errmsg, "nope.json"));
+    }
+    ig_fake_http_lock(&srv.http);
+    assert_int_equal(srv.ntoken, 0);
+    assert_int_equal(srv.nvertex, 0);
+    ig_fake_http_unlock(&srv.http);
+}
+
 static void test_vertex__express_mode(void **state)
 {
     struct live *l = *state;
@@ -762,6 +790,7 @@ int main(void)
         L(test_vertex__sa_token_refused),
         L(test_vertex__sa_token_endpoint_down),
         L(test_vertex__sa_bad_file),
+        L(test_vertex__sa_bad_file_no_project),
         L(test_vertex__express_mode),
         L(test_vertex__access_token),
         L(test_vertex__bad_project),

@@ -104,16 +104,23 @@ export function randomFailures(rate, seed = 1) {
 
 const MARKER_RE = /\[\[([a-z0-9-]+)\]\]/;
 
+/** The path of generateContent on the Gemini API (the fake's route by default). */
+export const GEMINI_ROUTE = /^\/v1beta\/models\/[^/:]+:generateContent$/;
+
 /**
  * Start the fake on 127.0.0.1 (only). Options: port (0 = any), hugeBytes (the size of a
- * [[huge]] body, default 3 MB).
+ * [[huge]] body, default 3 MB), and for other servers speaking the same wire format at other
+ * addresses (lib/fakevertex.mjs): route (a RegExp the POST path must match, default the Gemini
+ * API's /v1beta/models/{model}:generateContent) and authorize(rec, fake) (runs before the
+ * responder and the markers: an action to answer with instead, e.g. a 401, or undefined; a
+ * request it answers does not count towards the per-prompt markers).
  * Returns {port, base, requests, stats, inflight, maxInflight, script(fn), reset(), close(),
  * callsFor(prompt)}.
  * requests: every request in arrival order, each {method, path, headers (lower-case), body
  * (parsed JSON, or null), raw (the body text, up to 64 KB), bytes, at (ms), reply}.
  * stats: {ok: successes sent, images: images sent in successes, byStatus: {status: count}}.
  */
-export function startFakeGemini({ port = 0, hugeBytes = 3 * 1024 * 1024 } = {}) {
+export function startFakeGemini({ port = 0, hugeBytes = 3 * 1024 * 1024, route = GEMINI_ROUTE, authorize = null } = {}) {
   let responder = null;
   let seq = 0;
   const perPrompt = new Map(); // prompt -> requests seen with it
@@ -213,8 +220,13 @@ export function startFakeGemini({ port = 0, hugeBytes = 3 * 1024 * 1024 } = {}) 
   }
 
   function answer(req, res, rec) {
-    if (req.method !== 'POST' || !/^\/v1beta\/models\/[^/:]+:generateContent$/.test(rec.path)) {
+    if (req.method !== 'POST' || !route.test(rec.path)) {
       return sendJson(res, rec, 404, googleError(404, 'NOT_FOUND', `fake: no route for ${req.method} ${rec.path}`));
+    }
+    const denied = authorize && authorize(rec, fake);
+    if (denied) {
+      rec.denied = true;
+      return act(req, res, rec, denied);
     }
     const prompt = promptOf(rec);
     const nth = (perPrompt.get(prompt) ?? 0) + 1;

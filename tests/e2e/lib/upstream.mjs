@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { execFileSync } from 'node:child_process';
 import { tmpDir, submit, poll, download, t } from './harness.mjs';
 
 export const MODEL = 'gemini-2.5-flash-image-preview';      // reAPI's name (an alias)
@@ -96,14 +97,22 @@ export async function expectFailed(server, body, code, message, opts) {
 /**
  * The request the fake got is exactly the Gemini request for this prompt: method, path, key,
  * content type, and the whole body (so no temperature, topP, imageSize or anything else).
+ * For the same body at another address (Vertex AI): path (the exact path expected instead of
+ * the Gemini API's), and bearer (the request carries `Authorization: Bearer <bearer>` and no
+ * x-goog-api-key, instead of the key).
  */
 export function assertGeminiRequest(rec, { prompt, ratio = '1:1', refs = [], key = 'test-key-a', model = CATALOG_ID,
-  imageSize } = {}) {
+  imageSize, path: wantPath, bearer } = {}) {
   assert.equal(rec.method, 'POST');
-  assert.equal(rec.path, `/v1beta/models/${model}:generateContent`, 'path (no ?key=)');
-  assert.equal(rec.headers['x-goog-api-key'], key);
+  assert.equal(rec.path, wantPath ?? `/v1beta/models/${model}:generateContent`, 'path (no ?key=)');
+  if (bearer !== undefined) {
+    assert.equal(rec.headers.authorization, `Bearer ${bearer}`);
+    assert.equal(rec.headers['x-goog-api-key'], undefined, 'a Bearer token, and no API key');
+  } else {
+    assert.equal(rec.headers['x-goog-api-key'], key);
+  }
   assert.match(rec.headers['content-type'] ?? '', /^application\/json(;\s*charset=utf-8)?$/i);
-  assert.equal(rec.headers.authorization, undefined, 'the key goes in x-goog-api-key only');
+  if (bearer === undefined) assert.equal(rec.headers.authorization, undefined, 'the key goes in x-goog-api-key only');
   const imageConfig = { aspectRatio: ratio };
   if (imageSize) imageConfig.imageSize = imageSize;
   assert.deepEqual(rec.body, {
@@ -113,4 +122,40 @@ export function assertGeminiRequest(rec, { prompt, ratio = '1:1', refs = [], key
     }],
     generationConfig: { responseModalities: ['TEXT', 'IMAGE'], imageConfig },
   });
+}
+
+/**
+ * The router's log lines about one task's upstream attempts, in order: [{channel, attempt,
+ * status, result}] (`upstream: task=<hex> channel=… attempt=N status=S result=R …`, info level).
+ */
+export function attemptLog(server, taskId) {
+  const hex = taskId.replace(/^task_/, '');
+  const out = [];
+  const re = new RegExp(`upstream: task=${hex} channel=(\\S+) attempt=(\\d+) status=(\\d+) result=(\\S+) latency_ms=\\d+ bytes=\\d+`, 'g');
+  for (const m of server.stderr().matchAll(re))
+    out.push({ channel: m[1], attempt: Number(m[2]), status: Number(m[3]), result: m[4] });
+  return out;
+}
+
+let sqliteCli;
+/** Is the sqlite3 command-line shell installed (to read what a task recorded)? */
+export function haveSqlite() {
+  if (sqliteCli === undefined) {
+    try { execFileSync('sqlite3', ['-version'], { stdio: 'ignore' }); sqliteCli = true; } catch { sqliteCli = false; }
+  }
+  return sqliteCli;
+}
+
+/**
+ * What the task recorded about its upstream (the `upstream` column, JSON: model_version,
+ * response_id, attempts [{channel, status, result, latency_ms, bytes}]), read with the sqlite3
+ * shell in read-only mode while the server runs; null when the column is empty.
+ */
+export function storedUpstream(server, taskId) {
+  const hex = taskId.replace(/^task_/, '');
+  if (!/^[0-9a-f]{32}$/.test(hex)) throw new Error(`not a task id: ${taskId}`);
+  const db = path.join(server.dataDir, 'imagegate.db');
+  const out = execFileSync('sqlite3', ['-readonly', '-cmd', '.timeout 5000', db,
+    `SELECT upstream FROM tasks WHERE id = '${hex}';`], { encoding: 'utf8' }).trim();
+  return out ? JSON.parse(out) : null;
 }
