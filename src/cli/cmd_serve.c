@@ -132,6 +132,33 @@ static int first_key(struct ig_store *s, const struct ig_app *app)
     return 0;
 }
 
+/* The blob store --blob-backend names: fs under the data directory, or an S3 bucket. */
+static enum ig_err open_blob(struct ig_app *app, const char *blobdir, struct ig_errbuf *eb)
+{
+    const struct ig_config *c = &app->cfg;
+    struct ig_blob_s3_opts o = {0};
+
+    if (strcmp(c->blob_backend, "fs") == 0)
+        return ig_blob_open_fs(&app->blob, blobdir, eb);
+    if (strcmp(c->blob_backend, "s3") != 0)
+        return ig_fail(eb, IG_E_INVALID, "blob-backend",
+                       "--blob-backend must be fs or s3, got '%s'", c->blob_backend);
+    o.endpoint = c->s3_endpoint;
+    o.region = c->s3_region;
+    o.bucket = c->s3_bucket;
+    o.prefix = c->s3_prefix;
+    o.access_key = c->s3_access_key;
+    o.secret_key = c->s3_secret_key;
+    o.path_style = c->s3_path_style;
+    o.presign_ttl_s = c->s3_presign_ttl_s;
+    o.max_bytes = c->s3_max_object_bytes;
+    o.connect_timeout_ms = c->s3_connect_timeout_ms;
+    o.timeout_ms = c->s3_timeout_ms;
+    o.io_threads = c->s3_proxy_threads;
+    o.probe = true;
+    return ig_blob_open_s3(&app->blob, &o, eb);
+}
+
 static enum ig_err noop_job(struct ig_store *s, void *arg)
 {
     return IG_OK;
@@ -204,7 +231,7 @@ int ig_cmd_serve(int argc, char **argv)
     if (ig_store_task_expire_leases(s, ig_now_ms(), &expired) == IG_OK && expired)
         ig_info("serve: %d task(s) were running when the last process stopped; taking them up again",
                 expired);
-    if (ig_blob_open_fs(&app->blob, blobdir, &eb)) {
+    if (open_blob(app, blobdir, &eb)) {
         ig_error("serve: blobs: %s", eb.msg);
         goto out;
     }
@@ -298,6 +325,9 @@ stop_http:
     ig_engine_stop(app->engine, app->cfg.grace_s);
     /* Every write queued by the HTTP threads has completed once this no-op has. */
     ig_writer_run_sync(app->writer, noop_job, NULL);
+    /* Media reads under way on the blob store's threads post to the HTTP loops' mailboxes,
+     * which ig_http_stop frees: let them post first (later ones run on the loop itself). */
+    ig_blob_quiesce(app->blob);
     ig_http_stop(http);
     goto free_engine;
 stop_engine:

@@ -79,6 +79,25 @@ static const struct opt opts[] = {
     BOOL("upstream-retry-maybe-executed", upstream_retry_maybe_executed, "false",
          "also retry calls that may have run upstream (timeouts after sending, 500, 504): "
          "may double-bill"),
+    STR("blob-backend", blob_backend, "fs", "where result images are stored: fs (under --data) or s3"),
+    STR("s3-endpoint", s3_endpoint, "", "S3 API URL, e.g. https://s3.us-east-1.amazonaws.com"),
+    STR("s3-region", s3_region, "us-east-1", "S3 signing region"),
+    STR("s3-bucket", s3_bucket, "", "S3 bucket for result images"),
+    STR("s3-prefix", s3_prefix, "", "S3 key prefix (a folder, e.g. results/)"),
+    BOOL("s3-path-style", s3_path_style, "false",
+         "S3 path-style URLs ({endpoint}/{bucket}/{key}) instead of {bucket}.{host}"),
+    INT("s3-presign-ttl", s3_presign_ttl_s, 0, 604800, "0",
+        "seconds a presigned S3 URL is valid; media URLs redirect to it (0 = proxy the bytes)"),
+    STR("s3-access-key", s3_access_key, "", "S3 access key id"),
+    STR("s3-secret-key", s3_secret_key, "",
+        "S3 secret key (prefer IMAGEGATE_S3_SECRET_KEY or the config file: flags show in ps)"),
+    I64("s3-max-object-bytes", s3_max_object_bytes, 1024, 1LL << 32, "67108864",
+        "largest S3 object read back (64 MiB)"),
+    INT("s3-connect-timeout-ms", s3_connect_timeout_ms, 100, 600000, "5000", "S3 connect timeout"),
+    INT("s3-timeout-ms", s3_timeout_ms, 100, 3600000, "30000",
+        "S3 time per operation, retries included"),
+    INT("s3-proxy-threads", s3_proxy_threads, 1, 256, "8",
+        "threads fetching S3 objects for media requests in proxy mode"),
 };
 
 static const struct opt *find(const char *name)

@@ -46,6 +46,20 @@ struct ig_config {
     int upstream_backoff_max_ms;
     int upstream_cooldown_ms;
     bool upstream_retry_maybe_executed;
+    /* blob store (docs/operations.md, "Result storage") */
+    char blob_backend[8];
+    char s3_endpoint[512];
+    char s3_region[64];
+    char s3_bucket[64];
+    char s3_prefix[256];
+    bool s3_path_style;
+    int s3_presign_ttl_s;
+    char s3_access_key[256];
+    char s3_secret_key[256]; /* never logged */
+    int64_t s3_max_object_bytes;
+    int s3_connect_timeout_ms;
+    int s3_timeout_ms;
+    int s3_proxy_threads;
 };
 
 /* Fill with defaults. */

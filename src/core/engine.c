@@ -294,14 +294,11 @@ static enum ig_err finish_job(struct ig_store *s, void *arg)
      * between our put and now; put it back so the row never names a missing file. */
     for (int i = 0; i < w->fin->noutputs && i < r->job.nimages; i++) {
         struct ig_output *o = &w->fin->outputs[i];
-        int fd = -1;
         int64_t size;
         char id[IG_SHA256_HEX_LEN + 1];
 
-        if (ig_blob_open_fd(r->e->app->blob, o->blob, o->ext, &fd, &size) == IG_OK) {
-            close(fd);
-            continue;
-        }
+        if (ig_blob_stat(r->e->app->blob, o->blob, o->ext, &size) == IG_OK)
+            continue; /* (a HEAD on S3, not a download) */
         if (ig_blob_put(r->e->app->blob, r->job.images[i].data, r->job.images[i].len, o->ext, id))
             return IG_E_IO;
     }

@@ -2,6 +2,7 @@
 #include "base/base.h"
 
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "media/blob.h"
 
@@ -26,4 +27,52 @@ void ig_blob_close(struct ig_blob *b)
         return;
     b->ops->close(b);
     free(b);
+}
+
+/* ---- abi_version 2 ops, with defaults for backends that lack them ---- */
+
+enum ig_err ig_blob_stat(struct ig_blob *b, const char *id, const char *ext, int64_t *size)
+{
+    enum ig_err err;
+    int fd = -1;
+
+    if (b->ops->abi_version >= 2 && b->ops->stat)
+        return b->ops->stat(b, id, ext, size);
+    err = b->ops->open_fd(b, id, ext, &fd, size);
+    if (!err)
+        close(fd);
+    return err;
+}
+
+bool ig_blob_presign(struct ig_blob *b, const char *id, const char *ext, char *url, size_t n)
+{
+    if (b->ops->abi_version >= 2 && b->ops->presign)
+        return b->ops->presign(b, id, ext, url, n);
+    return false;
+}
+
+void ig_blob_open_fd_async(struct ig_blob *b, const char *id, const char *ext, bool body,
+                           struct ig_mailbox *mb, ig_blob_read_fn *done, void *arg)
+{
+    enum ig_err err;
+    int64_t size = 0;
+    int fd = -1;
+
+    if (b->ops->abi_version >= 2 && b->ops->open_fd_async) {
+        b->ops->open_fd_async(b, id, ext, body, mb, done, arg);
+        return;
+    }
+    /* A backend without it reads locally (fs): done right here, on the caller's loop. */
+    err = b->ops->open_fd(b, id, ext, &fd, &size);
+    if (!err && !body) {
+        close(fd);
+        fd = -1;
+    }
+    done(arg, err, err ? -1 : fd, err ? 0 : size);
+}
+
+void ig_blob_quiesce(struct ig_blob *b)
+{
+    if (b && b->ops->abi_version >= 2 && b->ops->quiesce)
+        b->ops->quiesce(b);
 }
