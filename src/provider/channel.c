@@ -114,8 +114,7 @@ static enum ig_err parse_one(struct ig_channel *c, const cJSON *o, int idx, stru
     if (c->type == IG_CHANNEL_VERTEX) {
         if (!c->location[0])
             snprintf(c->location, sizeof(c->location), "global");
-        if (!c->token_url[0])
-            snprintf(c->token_url, sizeof(c->token_url), "https://oauth2.googleapis.com/token");
+        /* no token_url: the key file's token_uri, else Google's (gauth.c) */
         if (!c->base_url[0]) {
             if (strcmp(c->location, "global") == 0)
                 snprintf(c->base_url, sizeof(c->base_url), "https://aiplatform.googleapis.com");

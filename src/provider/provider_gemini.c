@@ -74,6 +74,18 @@ struct gjob {
 
 /* ---- classification ---- */
 
+/* Did an earlier attempt of this job on this channel end in a 401? */
+static bool refused_before(const struct gjob *gj)
+{
+    const struct ig_job *job = gj->job;
+
+    for (int i = 0; i < job->nattempts; i++)
+        if (job->attempts[i].http_status == 401 &&
+            strcmp(job->attempts[i].channel, gj->g->c->name) == 0)
+            return true;
+    return false;
+}
+
 static void classify_http(struct gjob *gj, struct gxfer *x, long status)
 {
     const struct ig_channel *c = gj->g->c;
@@ -91,6 +103,16 @@ static void classify_http(struct gjob *gj, struct gxfer *x, long status)
         out->retry_after_ms = ge.retry_after_ms;
     /* An invalid key is a 400 INVALID_ARGUMENT whose ErrorInfo says API_KEY_INVALID
      * (wire-formats.md §1.8): as much a refused key as a 401 or a 403. */
+    if (status == 401 && gj->token && !refused_before(gj)) {
+        /* An access token from the token source may have been revoked or expired early: it
+         * is dropped (below), and the call, which never ran, is retried with a fresh one.
+         * Only a fresh token refused too disables the channel. */
+        out->retryable = true;
+        ig_upstream_set_msg(out, IG_E_UPSTREAM_SUBMIT,
+                            "the upstream refused the access token of channel %s (HTTP 401); "
+                            "retrying with a new one", c->name);
+        return;
+    }
     if (status == 401 || status == 403 ||
         (status == 400 && (strcmp(ge.reason, "API_KEY_INVALID") == 0 ||
                            strcmp(ge.reason, "API_KEY_EXPIRED") == 0))) {

@@ -164,7 +164,7 @@ test('service account: an expires_in of 301 s (1 s after the 5-minute margin) ma
   assert.deepEqual(await s.stop(), { code: 0, signal: null });
 });
 
-test('service account: a 401 from the model endpoint drops the token, disables the channel and fails over', async () => {
+test('service account: a revoked token gets 401: dropped, the task fails over at once, and the channel goes on with a new token', async () => {
   const sa = account({ projectId: 'proj-401' });
   const s = await serve([
     vertexChannel('vx-sa', { priority: 10, service_account_file: sa.file, token_url: tok.url }),
@@ -184,31 +184,50 @@ test('service account: a 401 from the model endpoint drops the token, disables t
   assert.equal(calls[0].denied, true);
   assertGeminiRequest(calls[0], { prompt: p2, path: saPath, bearer: t1 });
   assert.equal(calls[0].reply.status, 401);
+  // the refused call never ran: the untried channel takes it at once
   assertGeminiRequest(calls[1], { prompt: p2, path: vertexPath({ project: 'proj-backup', location: 'europe-west4', model: CATALOG_ID }), bearer: FIXED_TOKEN });
   assert.equal(sha256(images[0]), sha256(calls[1].reply.images[0]));
   assert.deepEqual(attemptLog(s, task.id).map((a) => [a.channel, a.attempt, a.status, a.result]),
     [['vx-sa', 1, 401, 'provider_submit_failed'], ['vx-fixed', 2, 200, 'ok']]);
   if (haveSqlite())
     assert.deepEqual(storedUpstream(s, task.id).attempts.map((a) => [a.channel, a.status]), [['vx-sa', 401], ['vx-fixed', 200]]);
-  assert.match(s.stderr(), /channel vx-sa disabled/);
+  assert.doesNotMatch(s.stderr(), /channel vx-sa disabled/, 'one refused token is not a refused account');
 
-  // The channel stays disabled (until restart): no new exchange, no call to vx-sa.
+  // vx-sa is still first: it exchanges again and works with the new token.
   const p3 = uniquePrompt('later, after the revocation');
   const later = await expectCompleted(s, { model: MODEL, prompt: p3 });
-  assert.deepEqual(attemptLog(s, later.task.id).map((a) => a.channel), ['vx-fixed']);
-  assert.equal(vfake.callsFor(p3).length, 1);
-  assert.equal(tok.forEmail(sa.email).length, 1, 'no exchange for a disabled channel');
-  assert.ok(!s.stderr().includes(t1) && !s.stderr().includes(FIXED_TOKEN), 'no token in the log');
+  assert.deepEqual(attemptLog(s, later.task.id).map((a) => [a.channel, a.status]), [['vx-sa', 200]]);
+  assert.equal(tok.forEmail(sa.email).length, 2, 'the refused token was dropped: one new exchange');
+  const [, t2] = issuedTo(sa);
+  assertGeminiRequest(vfake.callsFor(p3)[0], { prompt: p3, path: saPath, bearer: t2 });
+  assert.ok(!s.stderr().includes(t1) && !s.stderr().includes(t2) && !s.stderr().includes(FIXED_TOKEN), 'no token in the log');
   assert.deepEqual(await s.stop(), { code: 0, signal: null });
 });
 
-// A 401 that ends the attempt disables the channel (above), so the dropped token is never
-// asked for again there; a 401 on one of the n calls of an attempt whose other call succeeded
-// does not, and shows the drop. What the task gets is today's behaviour: the image that came
-// (the refused call, which provably did not run, is not asked again, and the channel is not
-// disabled for it: merge_success() in provider_gemini.c keeps neither retryable nor
-// auth_failed of a refused call).
-test('service account: a 401 on one of n=2 calls drops the cached token: the next task exchanges again', async () => {
+test('service account: a fresh token refused as well disables the channel', async () => {
+  const sa = account({ projectId: 'proj-dead' });
+  const s = await serve([vertexChannel('vx-dead', { service_account_file: sa.file, token_url: tok.url })]);
+  const onIssue = tok.onIssue;
+  tok.onIssue = () => {}; // the endpoint issues tokens the model endpoint does not accept
+  try {
+    const prompt = uniquePrompt('every token refused');
+    const task = await expectFailed(s, { model: MODEL, prompt }, 80001, /refused the access token of channel vx-dead/);
+    const calls = vfake.callsFor(prompt);
+    assert.equal(calls.length, 2, 'once with the first token, once with a fresh one');
+    assert.deepEqual(calls.map((c) => c.reply.status), [401, 401]);
+    assert.notEqual(calls[0].headers.authorization, calls[1].headers.authorization);
+    assert.equal(tok.forEmail(sa.email).length, 2);
+    assert.deepEqual(attemptLog(s, task.id).map((a) => [a.channel, a.status]), [['vx-dead', 401], ['vx-dead', 401]]);
+    assert.match(s.stderr(), /channel vx-dead disabled: the upstream refused its key \(HTTP 401\)/);
+  } finally {
+    tok.onIssue = onIssue;
+  }
+  assert.deepEqual(await s.stop(), { code: 0, signal: null });
+});
+
+// A 401 on one of the n calls of an attempt: the refused call provably never ran, so the
+// router asks again for the missing image, with a fresh token.
+test('service account: a 401 on one of n=2 calls drops the token; the missing image comes with a new one', async () => {
   const sa = account({ projectId: 'proj-drop' });
   const s = await serve([vertexChannel('vx-drop', { service_account_file: sa.file, token_url: tok.url })]);
   const wantPath = vertexPath({ project: 'proj-drop', model: CATALOG_ID });
@@ -222,23 +241,20 @@ test('service account: a 401 on one of n=2 calls drops the cached token: the nex
     ? { error: [401, 'UNAUTHENTICATED', 'Request had invalid authentication credentials.'] } : undefined));
   let r2;
   try {
-    r2 = await expectCompleted(s, { model: MODEL, prompt: p2, n: 2 }, 1);
+    r2 = await expectCompleted(s, { model: MODEL, prompt: p2, n: 2 }, 2);
   } finally {
     vfake.script(null);
   }
   const c2 = vfake.callsFor(p2);
-  assert.equal(c2.length, 2, 'two calls, both with the cached token');
-  for (const c of c2) assertGeminiRequest(c, { prompt: p2, path: wantPath, bearer: t1 });
-  assert.deepEqual(c2.map((c) => c.reply.status).sort(), [200, 401]);
-  assert.equal(sha256(r2.images[0]), sha256(c2.find((c) => c.reply.status === 200).reply.images[0]));
-  assert.equal(tok.forEmail(sa.email).length, 1);
-
-  const p3 = uniquePrompt('token drop 3');
-  await expectCompleted(s, { model: MODEL, prompt: p3 });
+  assert.equal(c2.length, 3, 'two calls with the cached token, the refused one again with a new one');
+  for (const c of c2.slice(0, 2)) assertGeminiRequest(c, { prompt: p2, path: wantPath, bearer: t1 });
   assert.equal(tok.forEmail(sa.email).length, 2, 'the refused token was dropped: a new exchange');
   const [, t2] = issuedTo(sa);
   assert.notEqual(t2, t1);
-  assertGeminiRequest(vfake.callsFor(p3)[0], { prompt: p3, path: wantPath, bearer: t2 });
+  assertGeminiRequest(c2[2], { prompt: p2, path: wantPath, bearer: t2 });
+  assert.deepEqual(c2.map((c) => c.reply.status).sort(), [200, 200, 401]);
+  const got = r2.images.map(sha256).sort();
+  assert.deepEqual(got, c2.filter((c) => c.reply.status === 200).map((c) => sha256(c.reply.images[0])).sort());
   assert.doesNotMatch(s.stderr(), /channel vx-drop disabled/);
   assert.deepEqual(await s.stop(), { code: 0, signal: null });
 });

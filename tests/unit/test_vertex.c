@@ -574,12 +574,30 @@ static void test_vertex__sa_401_drops_token(void **state)
     server_reset(200, 3600, 401);
     use_service_account(l);
     run_jobs(l, 1);
+    /* A token refused once may just have been revoked or expired early: the call (which never
+     * ran) is retried with a new one, and the channel is not given up yet. */
     assert_int_equal(job->err, IG_E_UPSTREAM_SUBMIT);
-    assert_true(job->auth_failed);
-    assert_false(job->retryable);
+    assert_false(job->auth_failed);
+    assert_true(job->retryable);
     assert_int_equal(job->http_status, 401);
     assert_null(strstr(job->errmsg, "ya29"));
     assert_non_null(strstr(job->errmsg, "vx-test"));
+    /* The router records that attempt; a fresh token refused as well: the credentials are. */
+    {
+        struct ig_attempt *a = ig_job_add_attempt(job);
+
+        snprintf(a->channel, sizeof(a->channel), "vx-test");
+        a->http_status = 401;
+    }
+    run_jobs(l, 1);
+    assert_true(job->auth_failed);
+    assert_false(job->retryable);
+    ig_fake_http_lock(&srv.http);
+    assert_int_equal(srv.ntoken, 2); /* the first token was dropped: exchanged again */
+    ig_fake_http_unlock(&srv.http);
+    free(job->attempts);
+    job->attempts = NULL;
+    job->nattempts = 0;
 
     /* The refused token is dropped: the next job exchanges again. */
     server_reset(200, 3600, 200);
