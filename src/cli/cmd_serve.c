@@ -278,6 +278,8 @@ int ig_cmd_serve(int argc, char **argv)
     app->limiter = ig_limiter_new();
     app->idem = ig_idem_registry_new();
     app->engine = ig_engine_start(app, provider);
+    app->pool = ig_pool_new(app->cfg.cpu_threads > 0 ? app->cfg.cpu_threads
+                                                     : (int)sysconf(_SC_NPROCESSORS_ONLN));
 
     http = ig_http_start(app, &eb);
     if (!http) {
@@ -334,6 +336,7 @@ stop_engine:
     ig_engine_stop(app->engine, 0);
 free_engine:
     ig_engine_free(app->engine);
+    ig_pool_free(app->pool); /* (ig_http_stop has freed it, if the server started) */
     ig_writer_free(app->writer);
     ig_info("serve: stopped");
 out:

@@ -12,6 +12,7 @@
 struct ig_engine;
 struct ig_idem_registry;
 struct ig_limiter;
+struct ig_pool;
 struct ig_provider;
 
 struct ig_app {
@@ -22,6 +23,9 @@ struct ig_app {
     struct ig_engine *engine;
     struct ig_limiter *limiter;  /* per-key request rates, shared by the HTTP threads */
     struct ig_idem_registry *idem; /* Idempotency-Keys being admitted now */
+    struct ig_pool *pool;        /* CPU work of the HTTP threads (decoding and storing uploaded
+                                  * references, base64 of replies); started before the HTTP
+                                  * server, freed after it */
     struct ig_provider *router;  /* borrowed: owned by the engine */
     char db_path[600];
     char public_url[512];   /* no trailing slash */

@@ -43,6 +43,8 @@ bool ig_task_state_is_terminal(enum ig_task_state s)
 void ig_request_release(struct ig_request *r)
 {
     free(r->prompt);
+    free(r->system);
+    free(r->safety);
     for (int i = 0; i < IG_MAX_REFS; i++)
         free(r->refs[i]);
     memset(r, 0, sizeof(*r));
@@ -77,6 +79,8 @@ void ig_task_copy(struct ig_task *dst, const struct ig_task *src)
     memcpy(dst, src, sizeof(*dst));
     dst->idem = NULL;
     dst->req.prompt = dup_or_null(src->req.prompt);
+    dst->req.system = dup_or_null(src->req.system);
+    dst->req.safety = dup_or_null(src->req.safety);
     for (int i = 0; i < IG_MAX_REFS; i++)
         dst->req.refs[i] = dup_or_null(src->req.refs[i]);
     dst->err_message = dup_or_null(src->err_message);
@@ -157,6 +161,14 @@ char *ig_request_to_json(const struct ig_request *r)
     cJSON_AddStringToObject(o, "output_format", r->output_format);
     cJSON_AddNumberToObject(o, "output_quality", r->output_quality);
     cJSON_AddBoolToObject(o, "official", r->official);
+    if (r->system)
+        cJSON_AddStringToObject(o, "system", r->system);
+    if (r->safety)
+        cJSON_AddStringToObject(o, "safety", r->safety);
+    if (r->has_top_k)
+        cJSON_AddNumberToObject(o, "top_k", r->top_k);
+    if (r->has_seed)
+        cJSON_AddNumberToObject(o, "seed", r->seed);
 
     printed = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
@@ -236,6 +248,23 @@ enum ig_err ig_request_from_json(struct ig_request *r, const char *json)
         !get_int(o, "n", &r->n) || !get_int(o, "output_quality", &r->output_quality) ||
         !get_double(o, "temperature", &r->temperature, &r->has_temperature) ||
         !get_double(o, "top_p", &r->top_p, &r->has_top_p))
+        goto out;
+
+    v = cJSON_GetObjectItemCaseSensitive(o, "system");
+    if (v) {
+        if (!cJSON_IsString(v))
+            goto out;
+        r->system = ig_xstrdup(v->valuestring);
+    }
+    v = cJSON_GetObjectItemCaseSensitive(o, "safety");
+    if (v) {
+        if (!cJSON_IsString(v))
+            goto out;
+        r->safety = ig_xstrdup(v->valuestring);
+    }
+    r->has_top_k = cJSON_GetObjectItemCaseSensitive(o, "top_k") != NULL;
+    r->has_seed = cJSON_GetObjectItemCaseSensitive(o, "seed") != NULL;
+    if (!get_int(o, "top_k", &r->top_k) || !get_int(o, "seed", &r->seed))
         goto out;
 
     v = cJSON_GetObjectItemCaseSensitive(o, "official");

@@ -51,6 +51,11 @@ struct ig_request {
     char output_format[8];   /* "png" (default), "jpeg", "webp" */
     int output_quality;      /* 0 = default */
     bool official;           /* pinned to the official channel (`-official` model names) */
+    /* Gemini-dialect passthroughs for Gemini channels (other providers ignore them). */
+    char *system;            /* systemInstruction text, NULL when none */
+    char *safety;            /* safetySettings as a compact JSON array, NULL when none */
+    bool has_top_k, has_seed;
+    int top_k, seed;
 };
 
 struct ig_output {

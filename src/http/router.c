@@ -4,9 +4,12 @@
 
 #include <cjson/cJSON.h>
 #include <event2/http.h>
+#include <stdio.h>
 #include <string.h>
 
 enum match { EXACT, PARAM /* prefix + one segment */, REST /* prefix + anything */ };
+
+#define PARAM_MAX 256 /* a segment before a ":verb" suffix, copied out of the path */
 
 struct route {
     const char *path;
@@ -15,16 +18,23 @@ struct route {
     ig_route_fn *fn;
     ig_error_render_fn *err;
     const char *allow;        /* Allow header for 405 */
+    /* PARAM only: the segment must end with this (Google's custom verbs, ":generateContent"),
+     * and the handler gets the segment without it. */
+    const char *suffix;
 };
 
 static const struct route routes[] = {
-    {"/healthz", EXACT, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, ig_health_get, ig_generic_error, "GET, HEAD"},
-    {"/api/v1/images/generations", EXACT, EVHTTP_REQ_POST, ig_reapi_submit, ig_reapi_error, "POST"},
-    {"/api/v1/tasks/", PARAM, EVHTTP_REQ_GET, ig_reapi_poll, ig_reapi_error, "GET"},
-    {"/media/tasks/", REST, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, ig_media_get, ig_generic_error, "GET, HEAD"},
-    {"/admin/v1/keys", EXACT, EVHTTP_REQ_GET | EVHTTP_REQ_POST, ig_admin_keys, ig_generic_error, "GET, POST"},
-    {"/admin/v1/keys/", REST, EVHTTP_REQ_GET | EVHTTP_REQ_POST, ig_admin_key, ig_generic_error, "GET, POST"},
-    {"/admin/v1/usage", EXACT, EVHTTP_REQ_GET, ig_admin_usage, ig_generic_error, "GET"},
+    {"/healthz", EXACT, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, ig_health_get, ig_generic_error, "GET, HEAD", NULL},
+    {"/api/v1/images/generations", EXACT, EVHTTP_REQ_POST, ig_reapi_submit, ig_reapi_error, "POST", NULL},
+    {"/api/v1/tasks/", PARAM, EVHTTP_REQ_GET, ig_reapi_poll, ig_reapi_error, "GET", NULL},
+    {"/v1beta/models", EXACT, EVHTTP_REQ_GET, ig_gemini_models_list, ig_gemini_error, "GET", NULL},
+    {"/v1beta/models/", PARAM, EVHTTP_REQ_POST, ig_gemini_generate, ig_gemini_error, "POST", ":generateContent"},
+    {"/v1beta/models/", PARAM, EVHTTP_REQ_POST, ig_gemini_stream, ig_gemini_error, "POST", ":streamGenerateContent"},
+    {"/v1beta/models/", PARAM, EVHTTP_REQ_GET, ig_gemini_models_get, ig_gemini_error, "GET", NULL},
+    {"/media/tasks/", REST, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, ig_media_get, ig_generic_error, "GET, HEAD", NULL},
+    {"/admin/v1/keys", EXACT, EVHTTP_REQ_GET | EVHTTP_REQ_POST, ig_admin_keys, ig_generic_error, "GET, POST", NULL},
+    {"/admin/v1/keys/", REST, EVHTTP_REQ_GET | EVHTTP_REQ_POST, ig_admin_key, ig_generic_error, "GET, POST", NULL},
+    {"/admin/v1/usage", EXACT, EVHTTP_REQ_GET, ig_admin_usage, ig_generic_error, "GET", NULL},
 };
 
 static const char *match(const struct route *r, const char *path)
@@ -37,6 +47,12 @@ static const char *match(const struct route *r, const char *path)
     case PARAM:
         if (strncmp(path, r->path, n) != 0 || !path[n] || strchr(path + n, '/'))
             return NULL;
+        if (r->suffix) {
+            size_t seg = strlen(path + n), sl = strlen(r->suffix);
+
+            if (seg <= sl || seg - sl >= PARAM_MAX || strcmp(path + n + seg - sl, r->suffix) != 0)
+                return NULL;
+        }
         return path + n;
     case REST:
         if (strncmp(path, r->path, n) != 0 || !path[n])
@@ -50,6 +66,7 @@ void ig_route_dispatch(struct ig_hreq *hr)
 {
     const struct route *found = NULL;
     const char *param = NULL;
+    char seg[PARAM_MAX];
 
     for (size_t i = 0; i < IG_ARRAY_LEN(routes); i++) {
         const char *p = match(&routes[i], hr->path);
@@ -71,6 +88,10 @@ void ig_route_dispatch(struct ig_hreq *hr)
         ig_http_header(hr, "Allow", found->allow);
         ig_http_error(hr, IG_E_METHOD, "method", "%s accepts %s only", found->path, found->allow);
         return;
+    }
+    if (found->suffix) {
+        snprintf(seg, sizeof(seg), "%.*s", (int)(strlen(param) - strlen(found->suffix)), param);
+        param = seg;
     }
     found->fn(hr, param);
 }

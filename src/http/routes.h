@@ -21,6 +21,17 @@ ig_route_fn ig_reapi_submit;
 ig_route_fn ig_reapi_poll;
 ig_error_render_fn ig_reapi_error;
 
+/* Gemini API (seed 003), src/http/dialects/gemini.c */
+ig_route_fn ig_gemini_generate;     /* POST /v1beta/models/{model}:generateContent */
+ig_route_fn ig_gemini_stream;       /* POST /v1beta/models/{model}:streamGenerateContent */
+ig_route_fn ig_gemini_models_list;  /* GET /v1beta/models */
+ig_route_fn ig_gemini_models_get;   /* GET /v1beta/models/{model} */
+ig_error_render_fn ig_gemini_error;
+/* Google's envelope {"error":{code,message,status,details:[RequestInfo]}} as a tree (caller
+ * deletes), for errors answered outside a route (evhttp's own 413/400 on /v1beta/ paths). */
+struct cJSON *ig_gemini_error_json(const char *request_id, int status, enum ig_err err,
+                                   const char *msg);
+
 /* The admin API (admin scope), src/http/admin.c */
 ig_route_fn ig_admin_keys; /* GET (list), POST (create) /admin/v1/keys */
 ig_route_fn ig_admin_key;  /* /admin/v1/keys/{id}[/revoke|/credit|/limits] */

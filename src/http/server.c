@@ -116,8 +116,17 @@ static void on_client_readable(evutil_socket_t fd, short what, void *arg)
             event_del(hr->close_watch);
         return;
     }
-    /* Gone: tell the waiter, then drop the connection and its request without a reply. */
+    /* Gone: tell the waiter, then drop the connection and its request without a reply. A
+     * streamed reply is ended instead: evhttp then fails the write and frees both (freeing
+     * the connection under a started reply leaked the request). */
     hr->on_close(hr->on_close_arg);
+    if (hr->streaming) {
+        struct evhttp_request *req = hr->req;
+
+        ig_hreq_free(hr);
+        evhttp_send_reply_end(req);
+        return;
+    }
     ig_hreq_free(hr);
     if (evcon)
         evhttp_connection_free(evcon);
@@ -323,10 +332,21 @@ void evhttp_send_error(struct evhttp_request *req, int error, const char *reason
         snprintf(msg, sizeof(msg), "%s", reason ? reason : ig_http_reason(error));
     }
     new_request_id(rid, sizeof(rid));
-    cJSON_AddNumberToObject(e, "code", error);
-    cJSON_AddStringToObject(e, "type", error == 413 ? "too_large" : "invalid_request");
-    cJSON_AddStringToObject(e, "message", msg);
-    cJSON_AddStringToObject(e, "request_id", rid);
+    {
+        /* The dialect's own error shape where the path names one (Google's for /v1beta/). */
+        const char *uri = evhttp_request_get_uri(req);
+
+        if (uri && strncmp(uri, "/v1beta/", 8) == 0) {
+            cJSON_Delete(root);
+            root = ig_gemini_error_json(rid, error, error == 413 ? IG_E_TOOBIG : IG_E_INVALID,
+                                        msg);
+        } else {
+            cJSON_AddNumberToObject(e, "code", error);
+            cJSON_AddStringToObject(e, "type", error == 413 ? "too_large" : "invalid_request");
+            cJSON_AddStringToObject(e, "message", msg);
+            cJSON_AddStringToObject(e, "request_id", rid);
+        }
+    }
     s = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
     evbuffer_add(buf, s, strlen(s));
@@ -661,6 +681,10 @@ void ig_http_stop(struct ig_http_server *s)
         }
     }
     register_server(s, false);
+    /* CPU work the HTTP threads handed out posts its completion to their mailboxes: finish it
+     * now, while they exist (ig_mailbox_free below runs what it posted). */
+    ig_pool_free(s->app->pool);
+    s->app->pool = NULL;
     for (int i = 0; i < s->nthreads; i++) {
         struct ig_http_thread *th = &s->th[i];
 

@@ -35,6 +35,18 @@ static void assert_request_equal(const struct ig_request *a, const struct ig_req
     assert_string_equal(a->output_format, b->output_format);
     assert_int_equal(a->output_quality, b->output_quality);
     assert_int_equal(a->official, b->official);
+    assert_int_equal(a->system != NULL, b->system != NULL);
+    if (a->system)
+        assert_string_equal(a->system, b->system);
+    assert_int_equal(a->safety != NULL, b->safety != NULL);
+    if (a->safety)
+        assert_string_equal(a->safety, b->safety);
+    assert_int_equal(a->has_top_k, b->has_top_k);
+    assert_int_equal(a->has_seed, b->has_seed);
+    if (a->has_top_k)
+        assert_int_equal(a->top_k, b->top_k);
+    if (a->has_seed)
+        assert_int_equal(a->seed, b->seed);
 }
 
 /* JSON out, back in, and out again: the second text must equal the first. */
@@ -97,8 +109,66 @@ static void test_task__request_json_round_trip_full(void **state)
     snprintf(r.output_format, sizeof(r.output_format), "webp");
     r.output_quality = 85;
     r.official = true;
+    r.system = ig_xstrdup("You are a product photographer. \"No\" text\n改");
+    r.safety = ig_xstrdup("[{\"category\":\"HARM_CATEGORY_HARASSMENT\",\"threshold\":\"BLOCK_NONE\"}]");
+    r.has_top_k = true;
+    r.top_k = 40;
+    r.has_seed = true;
+    r.seed = -2147483647 - 1;
     round_trip(&r);
     ig_request_release(&r);
+}
+
+/* The Gemini passthroughs: absent stays absent (no key in the JSON), zero stays present, a
+ * copy owns its own strings, and a wrong type is refused. */
+static void test_task__request_json_gemini_passthroughs(void **state)
+{
+    struct ig_request r, back;
+    struct ig_task t, c;
+    char *json;
+
+    memset(&r, 0, sizeof(r));
+    r.prompt = ig_xstrdup("a red bicycle");
+    json = ig_request_to_json(&r);
+    assert_null(strstr(json, "system"));
+    assert_null(strstr(json, "safety"));
+    assert_null(strstr(json, "top_k"));
+    assert_null(strstr(json, "seed"));
+    assert_int_equal(ig_request_from_json(&back, json), IG_OK);
+    assert_null(back.system);
+    assert_null(back.safety);
+    assert_false(back.has_top_k);
+    assert_false(back.has_seed);
+    ig_request_release(&back);
+    free(json);
+
+    r.has_seed = true;
+    r.seed = 0;
+    r.has_top_k = true;
+    r.top_k = 0;
+    r.system = ig_xstrdup("");
+    json = ig_request_to_json(&r);
+    assert_non_null(strstr(json, "\"seed\":0"));
+    assert_non_null(strstr(json, "\"top_k\":0"));
+    assert_non_null(strstr(json, "\"system\":\"\""));
+    free(json);
+    round_trip(&r);
+
+    ig_task_init(&t);
+    t.req = r; /* takes over the strings */
+    t.req.safety = ig_xstrdup("[]");
+    ig_task_copy(&c, &t);
+    assert_ptr_not_equal(c.req.system, t.req.system);
+    assert_ptr_not_equal(c.req.safety, t.req.safety);
+    assert_string_equal(c.req.safety, "[]");
+    ig_task_release(&t);
+    assert_string_equal(c.req.system, "");
+    ig_task_release(&c);
+
+    assert_int_equal(ig_request_from_json(&back, "{\"system\":1}"), IG_E_INVALID);
+    assert_int_equal(ig_request_from_json(&back, "{\"safety\":[]}"), IG_E_INVALID);
+    assert_int_equal(ig_request_from_json(&back, "{\"top_k\":1.5}"), IG_E_INVALID);
+    assert_int_equal(ig_request_from_json(&back, "{\"seed\":\"7\"}"), IG_E_INVALID);
 }
 
 static void test_task__request_json_round_trip_minimal(void **state)
@@ -254,6 +324,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_task__state_names),
         cmocka_unit_test(test_task__request_json_round_trip_full),
+        cmocka_unit_test(test_task__request_json_gemini_passthroughs),
         cmocka_unit_test(test_task__request_json_round_trip_minimal),
         cmocka_unit_test(test_task__request_json_rejects_bad_input),
         cmocka_unit_test(test_task__request_json_numbers_exact),
