@@ -4,8 +4,10 @@
 // Gemini body to UPSTREAM_URL and read the whole answer; (2) a task — POST a reAPI submit to
 // GATEWAY_BASE, then poll GET /api/v1/tasks/{id} back to back on the same keep-alive connection
 // until it is completed; the time runs from sending the submit to reading the completed poll.
-// Both over keep-alive connections from this one process. Prints one JSON line:
-//   {direct:{p50,p99}, task:{p50,p99}, polls_per_task, not_completed}
+// (3) the same Gemini call made to imagegate's own Gemini API (synchronous: the reply carries
+// the image, and the task is stored, run and finished in between; no polling).
+// All over keep-alive connections from this one process. Prints one JSON line:
+//   {direct:{p50,p99}, task:{p50,p99}, sync:{p50,p99}, polls_per_task, not_completed}
 import http from 'node:http';
 
 const [upstream, base, key, nArg] = process.argv.slice(2);
@@ -31,7 +33,7 @@ function req(url, { method = 'GET', headers = {}, body, ag = agent } = {}) {
 }
 
 const ms = () => Number(process.hrtime.bigint()) / 1e6;
-const direct = [], task = [];
+const direct = [], task = [], sync = [];
 let polls = 0, notCompleted = 0;
 for (let i = 0; i < n; i++) {
   let t = ms();
@@ -55,6 +57,14 @@ for (let i = 0; i < n; i++) {
     if (st === 'completed') { task.push(ms() - t); break; }
     if (st === 'failed') { notCompleted++; break; }
   }
+
+  t = ms();
+  const g = await req(`${base}/v1beta/models/gemini-2.5-flash-image:generateContent`, {
+    method: 'POST', body: gemBody,
+    headers: { 'x-goog-api-key': key, 'Content-Type': 'application/json' },
+  });
+  if (g.status !== 200) { notCompleted++; continue; }
+  sync.push(ms() - t);
 }
 agent.destroy();
 upAgent.destroy();
@@ -62,6 +72,7 @@ const pct = (a, p) => { const s = [...a].sort((x, y) => x - y); return +s[Math.m
 console.log(JSON.stringify({
   direct: { p50: pct(direct, 50), p99: pct(direct, 99) },
   task: { p50: pct(task, 50), p99: pct(task, 99) },
+  sync: { p50: pct(sync, 50), p99: pct(sync, 99) },
   polls_per_task: +(polls / Math.max(1, task.length)).toFixed(1),
   not_completed: notCompleted,
 }));

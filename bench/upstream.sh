@@ -84,6 +84,7 @@ j() { node -e "const o=JSON.parse(process.argv[1]); console.log($2)" "$LAT"; }
 D50=$(j "$LAT" o.direct.p50); D99=$(j "$LAT" o.direct.p99)
 T50=$(j "$LAT" o.task.p50); T99=$(j "$LAT" o.task.p99)
 S50=$(pct 50 <"$OUT/gw.ms"); S99=$(pct 99 <"$OUT/gw.ms")
+Y50=$(j "$LAT" o.sync.p50); Y99=$(j "$LAT" o.sync.p99)
 echo "## (a) added latency, $NA tasks one at a time, upstream answer $RESP_BYTES bytes (1024x1024 PNG)"
 echo
 echo "| path | p50 ms | p99 ms |"
@@ -92,6 +93,8 @@ echo "| direct call to the upstream (node, keep-alive) | $D50 | $D99 |"
 echo "| task through imagegate: submit sent -> poll reads completed (same client) | $T50 | $T99 |"
 echo "| **added by imagegate** | **$(awk -v a="$T50" -v b="$D50" 'BEGIN{printf "%.2f", a-b}')** | $(awk -v a="$T99" -v b="$D99" 'BEGIN{printf "%.2f", a-b}') |"
 echo "| (the store's own record: created -> finished, whole ms) | $S50 | $S99 |"
+echo "| the same call to imagegate's Gemini API (synchronous: stored task, reply with the image) | $Y50 | $Y99 |"
+echo "| **added by imagegate, synchronous** | **$(awk -v a="$Y50" -v b="$D50" 'BEGIN{printf "%.2f", a-b}')** | $(awk -v a="$Y99" -v b="$D99" 'BEGIN{printf "%.2f", a-b}') |"
 echo
 echo "tasks not succeeded: $FAILED; polls per task: $(j "$LAT" o.polls_per_task)"
 echo

@@ -18,6 +18,7 @@
 #include <event2/listener.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -501,7 +502,12 @@ static int listen_socket(const char *host, int port, struct ig_errbuf *eb)
         return -1;
     }
     fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    /* TCP_NODELAY, which accepted sockets inherit on Linux: a reply larger than one segment
+     * must not have its tail held by Nagle until the client's delayed ACK (40 ms) — measured
+     * on a 390 KB Gemini reply: 44 ms instead of 4 (bench/RESULTS.md). evhttp writes each
+     * reply in one go, so nothing is lost by sending at once. */
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) ||
         bind(fd, ai->ai_addr, ai->ai_addrlen) || listen(fd, 1024)) {
         ig_fail(eb, IG_E_IO, "listen", "cannot listen on %s:%d: %s", host, port, strerror(errno));
         if (fd >= 0)

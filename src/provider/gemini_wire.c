@@ -260,6 +260,10 @@ char *ig_gemini_build_request(const struct ig_job *job, size_t *len)
         if (!err)
             err = add_json_number(&b, req->top_p);
     }
+    if (!err && req->has_top_k)
+        err = ig_buf_addf(&b, ",\"topK\":%d", req->top_k);
+    if (!err && req->has_seed)
+        err = ig_buf_addf(&b, ",\"seed\":%d", req->seed);
     /* An empty ratio lets the model match the first reference (its documented default). A
      * model with one resolution (gemini-2.5-flash-image: 1K) takes no imageSize. */
     ratio = req->ratio[0] != '\0';
@@ -280,7 +284,23 @@ char *ig_gemini_build_request(const struct ig_job *job, size_t *len)
             err = ig_buf_adds(&b, "}");
     }
     if (!err)
-        err = ig_buf_adds(&b, "}}");
+        err = ig_buf_adds(&b, "}");
+    /* What a Gemini API client sent beside its contents goes up as it came (the dialect
+     * checked it): the system instruction's text, and safetySettings as a compact array. */
+    if (!err && req->system) {
+        err = ig_buf_adds(&b, ",\"systemInstruction\":{\"parts\":[{\"text\":");
+        if (!err)
+            err = add_json_string(&b, req->system);
+        if (!err)
+            err = ig_buf_adds(&b, "}]}");
+    }
+    if (!err && req->safety && req->safety[0] == '[') {
+        err = ig_buf_adds(&b, ",\"safetySettings\":");
+        if (!err)
+            err = ig_buf_adds(&b, req->safety);
+    }
+    if (!err)
+        err = ig_buf_adds(&b, "}");
     if (err) {
         ig_buf_release(&b);
         return NULL;

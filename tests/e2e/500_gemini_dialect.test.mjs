@@ -520,6 +520,25 @@ test('Gemini channel: text and image parts, usage and modelVersion from the upst
   for (const e of events) assert.equal(e.responseId, s.headers['x-imagegate-task-id']);
 });
 
+test('Gemini channel: systemInstruction, safetySettings, topK and seed reach the upstream as sent', async () => {
+  const prompt = uniquePrompt('a red kite');
+  const safety = [{ category: 'HARM_CATEGORY_DANGEROUS_CONTENT', threshold: 'BLOCK_ONLY_HIGH' }];
+  const r = await gen(chan, MODEL, {
+    systemInstruction: { parts: [{ text: 'You are a product photographer.' }] },
+    contents: [{ parts: [{ text: prompt }] }],
+    generationConfig: { topK: 32, seed: 7, temperature: 0.5, imageConfig: { aspectRatio: '1:1' } },
+    safety_settings: safety,
+  });
+  assert.equal(r.status, 200, r.body.slice(0, 400));
+  const [rec] = fake.callsFor(prompt);
+  assert.deepEqual(rec.body, {
+    contents: [{ role: 'user', parts: [{ text: prompt }] }],
+    generationConfig: { responseModalities: ['TEXT', 'IMAGE'], temperature: 0.5, topK: 32, seed: 7, imageConfig: { aspectRatio: '1:1' } },
+    systemInstruction: { parts: [{ text: 'You are a product photographer.' }] },
+    safetySettings: safety,
+  });
+});
+
 test('Gemini channel: safety outcomes are HTTP 200 with finishReason or promptFeedback.blockReason', async () => {
   const fin = await gen(chan, MODEL, { contents: [{ parts: [{ text: uniquePrompt('x [[safety-finish]]') }] }] });
   assert.equal(fin.status, 200, fin.body.slice(0, 300));

@@ -183,6 +183,34 @@ static void test_gemini__build_text_only(void **state)
     jobfx_release(&f);
 }
 
+/* What a Gemini API client sent beside its contents goes up as it came. */
+static void test_gemini__build_passes_system_safety_topk_seed(void **state)
+{
+    struct jobfx f;
+    char *body;
+    cJSON *root;
+
+    jobfx_init(&f, "a lighthouse");
+    f.task.req.system = ig_xstrdup("Answer in the style of \"ukiyo-e\".");
+    f.task.req.safety = ig_xstrdup("[{\"category\":\"HARM_CATEGORY_HARASSMENT\","
+                                   "\"threshold\":\"BLOCK_ONLY_HIGH\"}]");
+    f.task.req.has_top_k = true;
+    f.task.req.top_k = 40;
+    f.task.req.has_seed = true;
+    f.task.req.seed = 7;
+    root = build_parsed(&f, &body);
+    assert_string_equal(body,
+                        "{\"contents\":[{\"role\":\"user\",\"parts\":[{\"text\":\"a lighthouse\"}]}],"
+                        "\"generationConfig\":{\"responseModalities\":[\"TEXT\",\"IMAGE\"],\"topK\":40,"
+                        "\"seed\":7,\"imageConfig\":{\"aspectRatio\":\"16:9\"}},"
+                        "\"systemInstruction\":{\"parts\":[{\"text\":\"Answer in the style of "
+                        "\\\"ukiyo-e\\\".\"}]},\"safetySettings\":[{\"category\":"
+                        "\"HARM_CATEGORY_HARASSMENT\",\"threshold\":\"BLOCK_ONLY_HIGH\"}]}");
+    cJSON_Delete(root);
+    free(body);
+    jobfx_release(&f);
+}
+
 static void test_gemini__build_references_in_order(void **state)
 {
     struct jobfx f;
@@ -1345,6 +1373,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gemini__build_text_only),
+        cmocka_unit_test(test_gemini__build_passes_system_safety_topk_seed),
         cmocka_unit_test(test_gemini__build_references_in_order),
         cmocka_unit_test(test_gemini__build_sampling_only_when_set),
         cmocka_unit_test(test_gemini__build_image_size_only_multi_resolution),
