@@ -12,6 +12,7 @@
 #include "base/hash.h"
 #include "base/id.h"
 #include "base/log.h"
+#include "base/money.h"
 #include "base/mailbox.h"
 #include "base/pool.h"
 #include "base/time.h"

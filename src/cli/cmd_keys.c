@@ -2,7 +2,6 @@
 #include "base/base.h"
 #include "cli/cli.h"
 #include "policy/keys.h"
-#include "policy/money.h"
 #include "core/catalog.h"
 #include "store/store.h"
 

@@ -2,7 +2,6 @@
  * channel, from the store (tab-separated, a header line first). */
 #include "base/base.h"
 #include "cli/cli.h"
-#include "policy/money.h"
 #include "store/store.h"
 
 #include <stdio.h>

@@ -66,40 +66,6 @@ static enum ig_err get_int(int *dst, const cJSON *o, const char *key, int lo, in
     return IG_OK;
 }
 
-IG_STATIC bool parse_usd_micros(const char *s, int64_t *out);
-
-/* "0.039" -> 39000 micro-dollars; decimal text only, never floating point. */
-IG_STATIC bool parse_usd_micros(const char *s, int64_t *out)
-{
-    int64_t whole = 0, frac = 0;
-    int nfrac = 0;
-    const char *p = s;
-
-    if (!*p)
-        return false;
-    for (; *p >= '0' && *p <= '9'; p++) {
-        whole = whole * 10 + (*p - '0');
-        if (whole > 1000000000)
-            return false;
-    }
-    if (*p == '.') {
-        p++;
-        for (; *p >= '0' && *p <= '9'; p++) {
-            if (++nfrac > 6)
-                return false;
-            frac = frac * 10 + (*p - '0');
-        }
-        if (nfrac == 0)
-            return false;
-    }
-    if (*p)
-        return false;
-    while (nfrac++ < 6)
-        frac *= 10;
-    *out = whole * 1000000 + frac;
-    return true;
-}
-
 static enum ig_err add_names(struct entry *e, const cJSON *arr, bool official, const char *key,
                              struct ig_errbuf *eb)
 {
@@ -174,7 +140,7 @@ static enum ig_err parse_model(struct entry *e, const cJSON *o, struct ig_errbuf
             return ig_fail(eb, IG_E_INVALID, "image_tokens",
                            "catalog: model '%s': image_tokens[%s] missing", m->id, m->res[r]);
         m->image_tokens[r] = (int)t->valuedouble;
-        if (!cJSON_IsString(p) || !parse_usd_micros(p->valuestring, &m->price_per_image[r]))
+        if (!cJSON_IsString(p) || !ig_usd_parse(p->valuestring, false, &m->price_per_image[r]))
             return ig_fail(eb, IG_E_INVALID, "price_per_image_usd",
                            "catalog: model '%s': price_per_image_usd[%s] must be a decimal string",
                            m->id, m->res[r]);

@@ -5,7 +5,6 @@
 #include "base/base.h"
 #include "http/routes.h"
 #include "policy/keys.h"
-#include "policy/money.h"
 #include "store/writer.h"
 
 #include <cjson/cJSON.h>

@@ -1,7 +1,6 @@
 /* channel.c: channels from the config file and from GEMINI_API_KEY / GEMINI_BASE_URL. */
 #include "base/base.h"
 #include "provider/channel.h"
-#include "policy/money.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>

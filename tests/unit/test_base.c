@@ -727,6 +727,51 @@ static void test_base__pool_free_finishes_queued_work(void **state)
     assert_int_equal(atomic_load(&worked), POOL_JOBS);
 }
 
+static void test_base__usd_parse(void **state)
+{
+    static const struct {
+        const char *s;
+        bool ok;
+        int64_t want;
+    } cases[] = {
+        {"0.039", true, 39000},   {"5", true, 5000000},       {"0.134", true, 134000},
+        {"0.24", true, 240000},   {"0", true, 0},             {"0.000001", true, 1},
+        {"12.5", true, 12500000}, {"0.123456", true, 123456}, {"1000000000", true, INT64_C(1000000000000000)},
+        {"0.1234567", false, 0},  {"1.", false, 0},           {"", false, 0},
+        {"-1", false, 0},         {"abc", false, 0},          {"1.2.3", false, 0},
+        {"1e3", false, 0},        {" 1", false, 0},           {"1 ", false, 0},
+        {"+1", false, 0},         {"1000000001", false, 0},   {"0x10", false, 0},
+        {"1,5", false, 0},        {".5", false, 0},
+    };
+
+    for (size_t i = 0; i < IG_ARRAY_LEN(cases); i++) {
+        int64_t v = -7;
+        bool ok = ig_usd_parse(cases[i].s, false, &v);
+
+        if (ok != cases[i].ok)
+            fail_msg("'%s': ok=%d, want %d", cases[i].s, ok, cases[i].ok);
+        if (ok && v != cases[i].want)
+            fail_msg("'%s': %lld, want %lld", cases[i].s, (long long)v, (long long)cases[i].want);
+        if (!ok && v != -7)
+            fail_msg("'%s': output written on failure", cases[i].s);
+    }
+    {
+        int64_t v = 0;
+        char out[32];
+
+        assert_true(ig_usd_parse("-2.50", true, &v));
+        assert_int_equal(v, -2500000);
+        assert_false(ig_usd_parse("-2.50", false, &v));
+        assert_false(ig_usd_parse("--1", true, &v));
+        ig_usd_format(-2500000, out, sizeof(out));
+        assert_string_equal(out, "-2.500000");
+        ig_usd_format(1, out, sizeof(out));
+        assert_string_equal(out, "0.000001");
+        ig_usd_format(INT64_MIN, out, sizeof(out));
+        assert_string_equal(out, "-9223372036854.775808");
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -756,6 +801,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_base__pool_runs_work_then_done_on_loop, loop_setup,
                                         loop_teardown),
         cmocka_unit_test(test_base__pool_free_finishes_queued_work),
+        cmocka_unit_test(test_base__usd_parse),
     };
 
     evthread_use_pthreads();

@@ -16,7 +16,6 @@
 #include <cmocka.h>
 
 /* IG_STATIC in catalog.c. */
-bool parse_usd_micros(const char *s, int64_t *out);
 
 #define M25 "gemini-2.5-flash-image"
 #define M3PRO "gemini-3-pro-image-preview"
@@ -289,36 +288,6 @@ static void test_catalog__nearest_ratio(void **state)
     assert_string_equal(ig_model_nearest_ratio(m25, 100, -1), "1:1");
 }
 
-static void test_catalog__parse_usd_micros(void **state)
-{
-    static const struct {
-        const char *s;
-        bool ok;
-        int64_t want;
-    } cases[] = {
-        {"0.039", true, 39000},   {"5", true, 5000000},       {"0.134", true, 134000},
-        {"0.24", true, 240000},   {"0", true, 0},             {"0.000001", true, 1},
-        {"12.5", true, 12500000}, {"0.123456", true, 123456}, {"1000000000", true, INT64_C(1000000000000000)},
-        {"0.1234567", false, 0},  {"1.", false, 0},           {"", false, 0},
-        {"-1", false, 0},         {"abc", false, 0},          {"1.2.3", false, 0},
-        {"1e3", false, 0},        {" 1", false, 0},           {"1 ", false, 0},
-        {"+1", false, 0},         {"1000000001", false, 0},   {"0x10", false, 0},
-        {"1,5", false, 0},
-    };
-
-    for (size_t i = 0; i < IG_ARRAY_LEN(cases); i++) {
-        int64_t v = -7;
-        bool ok = parse_usd_micros(cases[i].s, &v);
-
-        if (ok != cases[i].ok)
-            fail_msg("'%s': ok=%d, want %d", cases[i].s, ok, cases[i].ok);
-        if (ok && v != cases[i].want)
-            fail_msg("'%s': %lld, want %lld", cases[i].s, (long long)v, (long long)cases[i].want);
-        if (!ok && v != -7)
-            fail_msg("'%s': output written on failure", cases[i].s);
-    }
-}
-
 /* ---- the parser ---- */
 
 /* A valid model; `extra` ("\"key\":value,") comes first, and cJSON finds the first of
@@ -471,7 +440,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_catalog__prices_and_tokens, setup, teardown),
         cmocka_unit_test_setup_teardown(test_catalog__sizes_match_their_ratio, setup, teardown),
         cmocka_unit_test_setup_teardown(test_catalog__nearest_ratio, setup, teardown),
-        cmocka_unit_test(test_catalog__parse_usd_micros),
         cmocka_unit_test(test_catalog__parse_minimal),
         cmocka_unit_test(test_catalog__parse_errors),
         cmocka_unit_test(test_catalog__load_file_missing),

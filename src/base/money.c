@@ -1,6 +1,6 @@
 /* money.c: see money.h. */
 #include "base/base.h"
-#include "policy/money.h"
+#include "base/money.h"
 
 #include <stdio.h>
 
@@ -16,9 +16,11 @@ bool ig_usd_parse(const char *s, bool allow_negative, int64_t *out)
     }
     for (; *s >= '0' && *s <= '9'; s++, nw++) {
         whole = whole * 10 + (*s - '0');
-        if (whole > 1000000000000LL)
+        if (whole > 1000000000)
             return false;
     }
+    if (!nw) /* "5", "5.25", never ".25" */
+        return false;
     if (*s == '.') {
         for (s++; *s >= '0' && *s <= '9'; s++) {
             if (++nf > 6)
@@ -28,7 +30,7 @@ bool ig_usd_parse(const char *s, bool allow_negative, int64_t *out)
         if (!nf)
             return false;
     }
-    if (*s || (!nw && !nf))
+    if (*s)
         return false;
     while (nf++ < 6)
         frac *= 10;

@@ -5,7 +5,8 @@
 
 #include "base/base.h"
 
-/* "5.00" -> 5000000; a leading '-' when negative is allowed; at most 10^12 dollars. */
+/* "5.00" -> 5000000; a leading '-' when negative is allowed; at most 10^9 dollars. Nothing
+ * is written to *out on failure. */
 bool ig_usd_parse(const char *s, bool allow_negative, int64_t *out);
 /* 5000000 -> "5.000000" (out has at least 32 bytes). */
 void ig_usd_format(int64_t micro, char *out, size_t n);
