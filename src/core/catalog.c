@@ -145,6 +145,22 @@ static enum ig_err parse_model(struct entry *e, const cJSON *o, struct ig_errbuf
                            "catalog: model '%s': price_per_image_usd[%s] must be a decimal string",
                            m->id, m->res[r]);
     }
+    /* Optional: charge by the tokens the upstream reports instead, image and text apart. */
+    prices = cJSON_GetObjectItemCaseSensitive(o, "price_per_1m_tokens_usd");
+    if (prices) {
+        const cJSON *img = cJSON_GetObjectItemCaseSensitive(prices, "image");
+        const cJSON *txt = cJSON_GetObjectItemCaseSensitive(prices, "text");
+
+        if (!cJSON_IsObject(prices) || !cJSON_IsString(img) ||
+            !ig_usd_parse(img->valuestring, false, &m->price_per_mtok_image) ||
+            (txt && (!cJSON_IsString(txt) ||
+                     !ig_usd_parse(txt->valuestring, false, &m->price_per_mtok_text))))
+            return ig_fail(eb, IG_E_INVALID, "price_per_1m_tokens_usd",
+                           "catalog: model '%s': price_per_1m_tokens_usd must be {\"image\": "
+                           "\"30.00\", \"text\": \"2.50\"} (decimal strings; text optional)",
+                           m->id);
+        m->token_priced = true;
+    }
 
     ratios = cJSON_GetObjectItemCaseSensitive(o, "ratios");
     if (!cJSON_IsArray(ratios) || cJSON_GetArraySize(ratios) < 1 ||
@@ -336,4 +352,36 @@ void ig_model_ratio_list(const struct ig_model *m, char *out, size_t outlen)
     out[0] = '\0';
     for (int i = 0; i < m->nratios && o < outlen; i++)
         o += (size_t)snprintf(out + o, outlen - o, "%s%s", i ? ", " : "", m->ratios[i].ratio);
+}
+
+static int64_t tokens_price(int64_t tokens, int64_t per_million)
+{
+    return (tokens * per_million + 500000) / 1000000;
+}
+
+int64_t ig_model_hold(const struct ig_model *m, int ri, int n)
+{
+    if (ri < 0 || ri >= m->nres || n <= 0)
+        return 0;
+    if (m->token_priced)
+        return tokens_price((int64_t)n * m->image_tokens[ri],
+                            m->price_per_mtok_image + m->price_per_mtok_text);
+    return m->price_per_image[ri] * n;
+}
+
+int64_t ig_model_capture(const struct ig_model *m, int64_t held, int n, int delivered,
+                         int64_t image_tokens, int64_t text_tokens)
+{
+    int64_t c;
+
+    if (n <= 0 || delivered <= 0)
+        return 0;
+    if (delivered > n)
+        delivered = n;
+    if (m && m->token_priced)
+        c = tokens_price(image_tokens, m->price_per_mtok_image) +
+            tokens_price(text_tokens, m->price_per_mtok_text);
+    else
+        c = held / n * delivered;
+    return c < held ? c : held;
 }

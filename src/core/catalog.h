@@ -30,6 +30,10 @@ struct ig_model {
     int max_n;                      /* images per request */
     int image_tokens[IG_CATALOG_MAX_RES];      /* output tokens per image, per resolution */
     int64_t price_per_image[IG_CATALOG_MAX_RES]; /* micro-dollars, per resolution */
+    /* With "price_per_1m_tokens_usd": charged by the tokens the upstream reports, image and
+     * text tokens apart (micro-dollars per million tokens); price_per_image is unused then. */
+    bool token_priced;
+    int64_t price_per_mtok_image, price_per_mtok_text;
 };
 
 struct ig_catalog;
@@ -49,6 +53,15 @@ int ig_catalog_count(const struct ig_catalog *c);
 const struct ig_model *ig_catalog_at(const struct ig_catalog *c, int i);
 /* Every name a client may send for model i (id, aliases, official aliases), NULL-terminated. */
 const char *const *ig_catalog_names(const struct ig_catalog *c, int i);
+
+/* What a task of this model pays. The hold at admission for n images at resolution index
+ * ri, and what is captured at the end for `delivered` images with the usage reported
+ * (never more than held). Micro-dollars. Per image: price_per_image[ri] each. By tokens:
+ * the tokens times their prices, rounded half up; the hold assumes each image's
+ * image_tokens[ri] and as many text tokens. */
+int64_t ig_model_hold(const struct ig_model *m, int ri, int n);
+int64_t ig_model_capture(const struct ig_model *m, int64_t held, int n, int delivered,
+                         int64_t image_tokens, int64_t text_tokens);
 
 /* Index of a resolution in m->res, or -1. */
 int ig_model_res_index(const struct ig_model *m, const char *res);

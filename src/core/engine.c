@@ -358,7 +358,8 @@ static void run_finish(struct run *r, enum ig_task_state state, enum ig_err err,
         /* what was delivered is paid, at the held price per image; the rest goes back */
         int delivered = t->noutputs < t->req.n ? t->noutputs : t->req.n;
 
-        t->price_captured = t->req.n > 0 ? t->price_held / t->req.n * delivered : 0;
+        t->price_captured = ig_model_capture(r->model, t->price_held, t->req.n, delivered,
+                                             r->job.usage.image_tokens, r->job.usage.text_tokens);
         t->cost = r->job.cost;
         t->expires_ms = t->finished_ms + ig_app_expiry_s(e->app, t->dialect) * 1000;
         t->usage = r->job.usage;
@@ -893,9 +894,7 @@ int64_t ig_engine_price(const struct ig_app *app, const struct ig_task *t)
     int ri = m ? ig_model_res_index(m, t->req.resolution[0] ? t->req.resolution : m->default_res)
                : -1;
 
-    if (ri < 0 || t->req.n <= 0)
-        return 0;
-    return m->price_per_image[ri] * t->req.n;
+    return m ? ig_model_hold(m, ri, t->req.n) : 0;
 }
 
 void ig_engine_submit(struct ig_engine *e, struct ig_task *t, struct ig_mailbox *mb,

@@ -5,9 +5,11 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import {
-  startServer, cleanup, submit, poll, runCli, pmap, sleep,
+  startServer, cleanup, submit, poll, runCli, pmap, sleep, tmpDir,
 } from './lib/harness.mjs';
 import { startFakeGemini, promptOf } from './lib/fakegemini.mjs';
 import { geminiChannel, writeConfig, fastRouter, uniquePrompt } from './lib/upstream.mjs';
@@ -182,4 +184,24 @@ test('keys list, credit and check', async () => {
   r = runCli(['keys', 'check', '--data', s.dataDir]);
   assert.equal(r.code, 1);
   assert.equal(r.stdout, `key ${id}: balance 3.000001 but its ledger sums to 3.000000\n`);
+});
+
+test('a model priced by tokens: the hold is image tokens x its price, the charge what the upstream reported', async () => {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const cat = JSON.parse(fs.readFileSync(path.join(here, '../../etc/models.json'), 'utf8'));
+  const m = cat.models.find((x) => x.id === 'gemini-2.5-flash-image');
+  m.price_per_1m_tokens_usd = { image: '30', text: '2.50' }; // Google's list price per token
+  const file = path.join(tmpDir('imagegate-cat-'), 'models.json');
+  fs.writeFileSync(file, JSON.stringify(cat));
+  const s = await startServer({ args: ['--catalog', file] });
+  const { key, id } = meteredKey(s, '1.00');
+  const r = await submit(s, { model: MODEL, prompt: 'priced by tokens', n: 2 }, { key });
+  assert.equal(r.status, 200, r.body);
+  // held: 2 x 1290 image tokens at $30 + as many text tokens at $2.50 per million
+  assert.equal(sql(s, `SELECT price_held FROM tasks WHERE id = '${r.json.id.slice(5)}'`), String(Math.round(2580 * 32.5)));
+  assert.equal((await poll(s, r.json.id, key)).json.status, 'completed');
+  // charged: the 2580 image tokens the provider reported at $30 per million = $0.0774 (not 2 x $0.039)
+  assert.deepEqual(entries(s, r.json.id), ['hold:-83850', 'release:83850', 'capture:-77400']);
+  assert.equal(balance(s, id), 1000000 - 77400);
+  keysCheck(s);
 });

@@ -346,7 +346,45 @@ static void test_catalog__parse_minimal(void **state)
     ig_catalog_free(c);
 
     parse_ok("{\"models\":[]}");
+    parse_fails("{\"models\":[" MODEL("t", "\"price_per_1m_tokens_usd\":{\"image\":30},") "]}",
+                "price_per_1m_tokens_usd", NULL);
+    parse_fails("{\"models\":[" MODEL("t", "\"price_per_1m_tokens_usd\":{\"text\":\"1\"},") "]}",
+                "price_per_1m_tokens_usd", NULL);
     ig_catalog_free(NULL);
+}
+
+/* What a task holds and pays, per image and by tokens. */
+static void test_catalog__hold_and_capture(void **state)
+{
+    const struct ig_catalog *c = *state;
+    const struct ig_model *m25 = ig_catalog_find(c, M25, NULL);
+    const char *json = "{\"models\":[" MODEL("tok", "\"price_per_1m_tokens_usd\":{\"image\":\"30\","
+                                                      "\"text\":\"2.50\"},") "]}";
+    struct ig_catalog *tc = NULL;
+    struct ig_errbuf eb;
+    const struct ig_model *tm;
+
+    /* per image: $0.039 each; a partial result pays for what came */
+    assert_false(m25->token_priced);
+    assert_int_equal(ig_model_hold(m25, 0, 2), 78000);
+    assert_int_equal(ig_model_capture(m25, 78000, 2, 2, 2580, 16), 78000);
+    assert_int_equal(ig_model_capture(m25, 78000, 2, 1, 1290, 0), 39000);
+    assert_int_equal(ig_model_capture(m25, 78000, 2, 0, 0, 0), 0);
+    assert_int_equal(ig_model_hold(m25, -1, 2), 0);
+    /* by tokens: image_tokens 100 per image in the test model, $30 and $2.50 per million */
+    assert_int_equal(ig_catalog_parse(&tc, json, strlen(json), &eb), IG_OK);
+    tm = ig_catalog_find(tc, "tok", NULL);
+    assert_true(tm->token_priced);
+    assert_int_equal(tm->price_per_mtok_image, 30000000);
+    assert_int_equal(tm->price_per_mtok_text, 2500000);
+    assert_int_equal(ig_model_hold(tm, 0, 3), 9750);                  /* 300 x $32.50 / 1M */
+    assert_int_equal(ig_model_capture(tm, 9750, 3, 3, 300, 16), 9040); /* 9000 + 40 */
+    assert_int_equal(ig_model_capture(tm, 9750, 3, 2, 200, 0), 6000);
+    assert_int_equal(ig_model_capture(tm, 9750, 3, 3, 300, 100000), 9750); /* never above the hold */
+    assert_int_equal(ig_model_capture(tm, 9750, 3, 1, 1, 0), 30);     /* $30 / 1M = 30 µ$ */
+    assert_int_equal(ig_model_capture(tm, 9750, 3, 1, 0, 1), 3);      /* 2.5 µ$ rounds up */
+    assert_int_equal(ig_model_capture(tm, 9750, 3, 1, 0, 2), 5);
+    ig_catalog_free(tc);
 }
 
 static void test_catalog__parse_errors(void **state)
@@ -441,6 +479,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_catalog__sizes_match_their_ratio, setup, teardown),
         cmocka_unit_test_setup_teardown(test_catalog__nearest_ratio, setup, teardown),
         cmocka_unit_test(test_catalog__parse_minimal),
+        cmocka_unit_test_setup_teardown(test_catalog__hold_and_capture, setup, teardown),
         cmocka_unit_test(test_catalog__parse_errors),
         cmocka_unit_test(test_catalog__load_file_missing),
     };
