@@ -205,3 +205,60 @@ test('a model priced by tokens: the hold is image tokens x its price, the charge
   assert.equal(balance(s, id), 1000000 - 77400);
   keysCheck(s);
 });
+
+test('moderated by the upstream: the whole hold goes back', async () => {
+  fake ??= await startFakeGemini();
+  const cfg = writeConfig([geminiChannel('gem-m', fake)]);
+  const s = await startServer({ args: ['--config', cfg, ...fastRouter()] });
+  const { key, id } = meteredKey(s, '1.00');
+  for (const marker of ['[[safety-finish]]', '[[safety-prompt]]']) {
+    const r = await submit(s, { model: MODEL, prompt: uniquePrompt(`a refused picture ${marker}`), n: 2 }, { key });
+    assert.equal(r.status, 200, r.body);
+    const done = await poll(s, r.json.id, key);
+    assert.equal(done.json.status, 'failed');
+    assert.equal(done.json.error.code, 80003);
+    assert.deepEqual(entries(s, r.json.id), [`hold:${-2 * PRICE}`, `release:${2 * PRICE}`]);
+  }
+  assert.equal(balance(s, id), 1000000);
+  keysCheck(s);
+});
+
+test('kill -9 twice while paid tasks run against a faulty upstream (20% 503s): every hold settles once, balances add up', async () => {
+  fake ??= await startFakeGemini();
+  let hold = true;
+  fake.script((rec) => {
+    if (!/crash-faulty/.test(promptOf(rec) ?? '')) return undefined;
+    if (Math.random() < 0.2) return { error: [503, 'UNAVAILABLE', 'overloaded'] };
+    return hold ? { ok: true, delayMs: 1500 } : { ok: true };
+  });
+  const cfg = writeConfig([geminiChannel('gem-c', fake)]);
+  const args = ['--config', cfg, ...fastRouter({ attempts: 5 })];
+  const s1 = await startServer({ args });
+  const { key, id } = meteredKey(s1, '5.00');
+  const subs = await Promise.all(Array.from({ length: 8 }, (_, i) =>
+    submit(s1, { model: MODEL, prompt: uniquePrompt(`crash-faulty ${i}`), n: (i % 2) + 1 }, { key })));
+  for (const r of subs) assert.equal(r.status, 200, r.body);
+  await sleep(400);
+  await s1.kill9();
+  const s2 = await startServer({ dataDir: s1.dataDir, args });
+  await sleep(400);
+  await s2.kill9();
+  hold = false;
+  const s3 = await startServer({ dataDir: s1.dataDir, args });
+  let charged = 0;
+  for (const r of subs) {
+    const done = await poll(s3, r.json.id, key, { timeoutMs: 60000 });
+    assert.ok(['completed', 'failed'].includes(done.json.status), JSON.stringify(done.json));
+    const e = entries(s3, r.json.id);
+    assert.equal(e.filter((x) => x.startsWith('hold:')).length, 1, e.join(' '));
+    assert.equal(e.filter((x) => x.startsWith('release:')).length, 1, e.join(' '));
+    assert.ok(e.filter((x) => x.startsWith('capture:')).length <= 1, e.join(' '));
+    const images = done.json.status === 'completed' ? done.json.output.image_urls.length : 0;
+    const cap = e.find((x) => x.startsWith('capture:'));
+    assert.equal(cap ? -Number(cap.split(':')[1]) : 0, images * PRICE, `${r.json.id}: paid for what it got`);
+    charged += images * PRICE;
+  }
+  assert.equal(balance(s3, id), 5000000 - charged);
+  keysCheck(s3);
+  fake.script(null);
+});
