@@ -402,6 +402,8 @@ static void parse_usage(const cJSON *root, struct ig_job *job)
     memset(&job->usage, 0, sizeof(job->usage));
     job->usage.prompt_tokens = field_count(um, "promptTokenCount", "prompt_token_count");
     if (cJSON_IsArray(details) && cJSON_GetArraySize(details) > 0) {
+        int64_t total = field_count(um, "candidatesTokenCount", "candidates_token_count");
+
         cJSON_ArrayForEach(d, details)
         {
             const char *mod = field_str(d, "modality", NULL);
@@ -412,6 +414,10 @@ static void parse_usage(const cJSON *root, struct ig_job *job)
             else if (mod && strcmp(mod, "TEXT") == 0)
                 job->usage.text_tokens += n;
         }
+        /* Google details only some modalities (an IMAGE 1290 inside a candidatesTokenCount
+         * of 1306): what the details leave out of the total is text. */
+        if (total > job->usage.image_tokens + job->usage.text_tokens)
+            job->usage.text_tokens = total - job->usage.image_tokens;
     } else {
         job->usage.text_tokens = field_count(um, "candidatesTokenCount", "candidates_token_count");
     }

@@ -605,8 +605,10 @@ test('@google/genai against a Gemini channel: the text part, then each image in 
   assert.ok(Buffer.from(chunks[1].data, 'base64').equals(geminiPng('1:1', 0)));
   assert.ok(Buffer.from(chunks[2].data, 'base64').equals(geminiPng('1:1', 1)));
   assert.equal(chunks[2].candidates[0].finishReason, 'STOP');
-  // The image tokens the upstream detailed (its 16 undetailed text tokens are not recorded).
-  assert.equal(chunks[2].usageMetadata.candidatesTokenCount, 2 * TOKENS);
+  // The image tokens the upstream detailed, and the 16 it left undetailed: text.
+  assert.equal(chunks[2].usageMetadata.candidatesTokenCount, 2 * TOKENS + 16);
+  assert.deepEqual(chunks[2].usageMetadata.candidatesTokensDetails,
+    [{ modality: 'IMAGE', tokenCount: 2 * TOKENS }, { modality: 'TEXT', tokenCount: 16 }]);
   const blocked = await ai.models.generateContent({ model: MODEL, contents: uniquePrompt('x [[safety-prompt]]') });
   assert.equal(blocked.promptFeedback.blockReason, 'PROHIBITED_CONTENT');
   assert.equal(blocked.candidates, undefined);

@@ -395,6 +395,27 @@ static void test_gemini__parse_one_image(void **state)
     free(img);
 }
 
+/* Google's own sample: candidatesTokenCount 1306 with only IMAGE 1290 detailed: the other 16
+ * are text tokens (and are priced as such). */
+static void test_gemini__parse_undetailed_tokens_are_text(void **state)
+{
+    unsigned char *a = image_bytes("A", 300);
+    char *pa = image_part("inlineData", "mimeType", a, 300);
+    char *body = response_with(pa, "STOP",
+                               "{\"promptTokenCount\":5,\"candidatesTokenCount\":1306,"
+                               "\"candidatesTokensDetails\":[{\"modality\":\"IMAGE\",\"tokenCount\":"
+                               "1290}]}");
+    struct ig_job job;
+
+    assert_int_equal(parse(body, &job), IG_OK);
+    assert_int_equal(job.usage.image_tokens, 1290);
+    assert_int_equal(job.usage.text_tokens, 16);
+    ig_job_release(&job);
+    free(body);
+    free(pa);
+    free(a);
+}
+
 static void test_gemini__parse_two_images_and_text(void **state)
 {
     unsigned char *a = image_bytes("A", 300), *b = image_bytes("B", 301);
@@ -1380,6 +1401,7 @@ int main(void)
         cmocka_unit_test(test_gemini__build_prompt_escaped),
         cmocka_unit_test(test_gemini__parse_one_image),
         cmocka_unit_test(test_gemini__parse_two_images_and_text),
+        cmocka_unit_test(test_gemini__parse_undetailed_tokens_are_text),
         cmocka_unit_test(test_gemini__parse_every_candidate_and_skips_thoughts),
         cmocka_unit_test(test_gemini__parse_snake_case),
         cmocka_unit_test(test_gemini__parse_prompt_blocked),
