@@ -93,6 +93,14 @@ static void request_hash(const char *route, const char *body, size_t len,
 enum ig_idem_step ig_idem_begin(struct ig_hreq *hr, const struct ig_key *k, const char *route,
                                 void (*retry)(struct ig_hreq *hr), struct ig_idem_use **use)
 {
+    return ig_idem_begin_sync(hr, k, route, retry, NULL, use);
+}
+
+enum ig_idem_step ig_idem_begin_sync(struct ig_hreq *hr, const struct ig_key *k, const char *route,
+                                     void (*retry)(struct ig_hreq *hr),
+                                     void (*attach)(struct ig_hreq *hr, const struct ig_id *task),
+                                     struct ig_idem_use **use)
+{
     const char *key = ig_http_get_header(hr, "Idempotency-Key");
     struct ig_idem_registry *reg = hr->app->idem;
     struct ig_idem_record rec;
@@ -120,6 +128,9 @@ enum ig_idem_step ig_idem_begin(struct ig_hreq *hr, const struct ig_key *k, cons
             ig_http_error_status(hr, 422, IG_E_CONFLICT, "Idempotency-Key",
                                  "this Idempotency-Key was used with a different request; use a "
                                  "new key for a new request");
+        } else if (attach && rec.has_task && strcmp(rec.content_type, IG_IDEM_TASK_CTYPE) == 0) {
+            ig_http_header(hr, "Idempotent-Replayed", "true");
+            attach(hr, &rec.task);
         } else {
             ig_http_header(hr, "Idempotent-Replayed", "true");
             ig_http_reply_bytes(hr, rec.status, rec.content_type, rec.response, rec.len);

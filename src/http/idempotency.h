@@ -31,6 +31,15 @@ enum ig_idem_step {
  * duplicate. */
 enum ig_idem_step ig_idem_begin(struct ig_hreq *hr, const struct ig_key *k, const char *route,
                                 void (*retry)(struct ig_hreq *hr), struct ig_idem_use **use);
+/* The same for a synchronous route, whose answer is the task's result rather than a stored
+ * reply: a replay calls attach(hr, task) to answer from the first request's task (waiting for
+ * it if it still runs) instead of replaying bytes. Record such a route's first use with
+ * ig_idem_prepare(u, 200, IG_IDEM_TASK_CTYPE, "", 0): the task id is stored with it. */
+#define IG_IDEM_TASK_CTYPE "application/vnd.imagegate.task"
+enum ig_idem_step ig_idem_begin_sync(struct ig_hreq *hr, const struct ig_key *k, const char *route,
+                                     void (*retry)(struct ig_hreq *hr),
+                                     void (*attach)(struct ig_hreq *hr, const struct ig_id *task),
+                                     struct ig_idem_use **use);
 /* The response the route sends if the task is stored (copied); the record to put in
  * task.idem. */
 const struct ig_idem_record *ig_idem_prepare(struct ig_idem_use *u, int status, const char *ctype,

@@ -45,6 +45,8 @@ struct ig_idem_record {
     char *response; /* owned; NUL-terminated for convenience */
     size_t len;
     int64_t created_ms;
+    bool has_task;
+    struct ig_id task; /* the task it admitted (set by idem_get) */
 };
 
 /* One line of a usage report: tasks created in [from, to), by UTC day and model (or, for the

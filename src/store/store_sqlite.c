@@ -311,7 +311,7 @@ static const char *const sql[ST__COUNT] = {
     [ST_IDEM_PUT] = "INSERT INTO idempotency (key_id, idem_key, request_hash, status, "
                     "content_type, response, task_id, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
                     "?7, ?8)",
-    [ST_IDEM_GET] = "SELECT request_hash, status, content_type, response, created_ms FROM "
+    [ST_IDEM_GET] = "SELECT request_hash, status, content_type, response, created_ms, task_id FROM "
                     "idempotency WHERE key_id = ?1 AND idem_key = ?2 AND created_ms >= ?3",
     [ST_IDEM_SWEEP] = "DELETE FROM idempotency WHERE created_ms < ?1",
     [ST_KEY_LIMITS] = "UPDATE keys SET rate_rpm = ?2, max_tasks = ?3 WHERE id = ?1",
@@ -814,6 +814,7 @@ static enum ig_err sq_idem_get(struct ig_store *s, int64_t key_id, const char *i
             out->response[n] = '\0';
             out->len = (size_t)n;
             out->created_ms = sqlite3_column_int64(st, 4);
+            out->has_task = col_id(st, 5, &out->task);
         }
     } else if (rc == SQLITE_DONE) {
         err = IG_E_NOT_FOUND;

@@ -615,6 +615,40 @@ test('@google/genai against a Gemini channel: the text part, then each image in 
   assert.equal(blocked.data, undefined);
 });
 
+test('Idempotency-Key: a repeated call answers from the first call\'s task (one task, one charge, the same image)', async () => {
+  const slow = await startServer({ args: ['--offline-latency-ms', String(t(800))] });
+  const body = { contents: [{ parts: [{ text: 'only one lighthouse' }] }] };
+  const idem = (k) => ({ headers: ['-H', `Idempotency-Key: ${k}`] });
+  // two at once (the second waits for the first), then one after it ended
+  const [a, b] = await Promise.all([gen(slow, MODEL, body, idem('g-1')), gen(slow, MODEL, body, idem('g-1'))]);
+  const c = await gen(slow, MODEL, body, idem('g-1'));
+  for (const r of [a, b, c]) {
+    assert.equal(r.status, 200, r.body.slice(0, 300));
+    assert.equal(r.json.responseId, a.json.responseId);
+    assert.equal(r.headers['x-imagegate-task-id'], a.json.responseId);
+    assert.equal(r.json.candidates[0].content.parts.at(-1).inlineData.data, a.json.candidates[0].content.parts.at(-1).inlineData.data);
+  }
+  assert.equal([a, b, c].filter((r) => r.headers['idempotent-replayed'] === 'true').length, 2);
+  const count = (q) => Number(execFileSync('sqlite3', ['-readonly', '-cmd', '.timeout 5000', path.join(slow.dataDir, 'imagegate.db'), q], { encoding: 'utf8' }).trim());
+  assert.equal(count("SELECT count(*) FROM tasks WHERE dialect = 'gemini'"), 1);
+  assert.equal(count("SELECT count(*) FROM ledger WHERE kind = 'capture'"), 1);
+  // another body, or the same body streamed, with the key: another request, 422
+  for (const d of [await gen(slow, MODEL, { contents: [{ parts: [{ text: 'another' }] }] }, idem('g-1')),
+    await gen(slow, MODEL, body, { verb: 'streamGenerateContent', query: { alt: 'sse' }, ...idem('g-1') })]) {
+    assert.equal(d.status, 422, d.body);
+    assert.equal(d.json.error.status, 'ABORTED'); /* Google's status for a conflict */
+    assert.match(d.json.error.message, /^this Idempotency-Key was used with a different request/);
+  }
+  // a stream replayed: the same task's events
+  const s2 = await gen(slow, MODEL, body, { verb: 'streamGenerateContent', query: { alt: 'sse' }, ...idem('g-2') });
+  assert.equal(s2.status, 200);
+  assert.notEqual(s2.headers['x-imagegate-task-id'], a.json.responseId);
+  const s3 = await gen(slow, MODEL, body, { verb: 'streamGenerateContent', query: { alt: 'sse' }, ...idem('g-2') });
+  assert.equal(s3.headers['x-imagegate-task-id'], s2.headers['x-imagegate-task-id']);
+  assert.equal(s3.headers['idempotent-replayed'], 'true');
+  assert.deepEqual(sseEvents(s3.body).map((e) => e.responseId), sseEvents(s2.body).map((e) => e.responseId));
+});
+
 // ---- the wait ------------------------------------------------------------------------------
 
 test('a client that goes away: the task still runs to the end and is recoverable', async () => {

@@ -5,6 +5,7 @@
 #include "base/base.h"
 #include "core/engine.h"
 #include "http/dialects/gemini_int.h"
+#include "http/idempotency.h"
 #include "http/routes.h"
 #include "media/image.h"
 #include "net/fetch.h"
@@ -343,6 +344,7 @@ struct gen {
     struct ig_key key;   /* the caller's */
     struct ig_task task; /* until handed to the engine */
     struct ig_waiter *w;
+    struct ig_idem_use *idem; /* an Idempotency-Key's first use, until the task is stored */
     struct event *keepalive;
     int ninline;
     struct ig_gemini_inline inl[IG_MAX_REFS];
@@ -357,6 +359,8 @@ struct gen {
 
 static void gen_free(struct gen *g)
 {
+    if (g->idem) /* refused before it was stored: duplicates waiting for it go again */
+        ig_idem_end(g->idem);
     if (g->keepalive)
         event_free(g->keepalive);
     for (int i = 0; i < g->ninline; i++)
@@ -673,6 +677,10 @@ static void submitted(enum ig_err err, const struct ig_task *t, void *arg)
 {
     struct gen *g = arg;
 
+    if (g->idem) { /* stored with its record, or refused: duplicates waiting go again */
+        ig_idem_end(g->idem);
+        g->idem = NULL;
+    }
     if (err) {
         /* Nothing was stored: no task to name, nothing to wait for. */
         g->idstr[0] = '\0';
@@ -716,6 +724,8 @@ static void submit(struct gen *g)
     t->admit_max_tasks = ig_admit_max_tasks(hr->app, &g->key);
     t->created_ms = ig_id_time_ms(&t->id);
     t->deadline_ms = t->created_ms + (int64_t)hr->app->cfg.task_timeout_s * 1000;
+    if (g->idem) /* the record of an Idempotency-Key: this task, stored with it */
+        t->idem = ig_idem_prepare(g->idem, 200, IG_IDEM_TASK_CTYPE, "", 0);
     g->holds += 2; /* the waiter, the submit callback */
     g->w = ig_engine_wait(g->app->engine, &g->id, g->mb, waited, g);
     ig_engine_submit(g->app->engine, t, g->mb, submitted, g); /* takes over *t */
@@ -750,14 +760,87 @@ static void inline_done(void *arg)
     gen_release(g); /* the pool job's */
 }
 
+/* ---- Idempotency-Key: a repeated call answers from the first call's task ----------------- */
+
+static void retry_generate(struct ig_hreq *hr);
+static void retry_stream(struct ig_hreq *hr);
+
+/* response_format: false when it is neither url nor b64_json (a 400 has been sent). */
+static bool want_urls(struct ig_hreq *hr, bool *urls)
+{
+    char v[16];
+    bool toolong;
+
+    *urls = false;
+    if (query_get(hr, "response_format", v, sizeof(v), &toolong)) {
+        if (strcmp(v, "url") == 0) {
+            *urls = true;
+        } else if (strcmp(v, "b64_json") != 0) {
+            ig_http_error(hr, IG_E_INVALID, "response_format",
+                          "response_format must be url or b64_json");
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Wait for (or read) the task the first call with this key made, and answer from it. */
+static void attach(struct ig_hreq *hr, const struct ig_id *id, enum mode mode)
+{
+    struct gen *g = ig_xcalloc(1, sizeof(*g));
+    struct ig_task *t = ig_xcalloc(1, sizeof(*t));
+
+    g->hr = hr;
+    g->app = hr->app;
+    g->mb = hr->mb;
+    g->holds = 2; /* the request, the waiter */
+    g->mode = mode;
+    want_urls(hr, &g->urls); /* (checked by the first call, with the same query) */
+    g->id = *id;
+    task_id_string(&g->id, g->idstr);
+    ig_task_init(&g->task);
+    ig_http_on_close(hr, on_close, g);
+    g->w = ig_engine_wait(g->app->engine, &g->id, g->mb, waited, g);
+    ig_task_init(t);
+    if (ig_store_task_get(hr->store, &g->id, t) == IG_OK) {
+        g->m = ig_catalog_find(g->app->catalog, t->model, NULL);
+        if (ig_task_state_is_terminal(t->state)) { /* it ended before the waiter was there */
+            ig_engine_unwait(g->app->engine, g->w);
+            g->w = NULL;
+            gen_release(g);
+            finish(g, t);
+            return;
+        }
+    }
+    ig_task_release(t);
+    free(t);
+    start_stream(g);
+}
+
+static void attach_generate(struct ig_hreq *hr, const struct ig_id *id)
+{
+    attach(hr, id, MODE_JSON);
+}
+
+static void attach_stream(struct ig_hreq *hr, const struct ig_id *id)
+{
+    char v[16];
+    bool toolong;
+
+    attach(hr, id,
+           query_get(hr, "alt", v, sizeof(v), &toolong) && strcmp(v, "sse") == 0 ? MODE_SSE
+                                                                                : MODE_ARRAY);
+}
+
 static void generate(struct ig_hreq *hr, const char *param, enum mode mode)
 {
     struct ig_key key;
     struct gen *g;
     struct ig_gemini_parse pc;
     const struct ig_model *m;
-    bool official = false, toolong, ok;
-    char v[16];
+    struct ig_idem_use *idem = NULL;
+    bool official = false, toolong, ok, urls;
+    char v[16], route[48];
     size_t len;
     const char *body;
     cJSON *root;
@@ -777,6 +860,15 @@ static void generate(struct ig_hreq *hr, const char *param, enum mode mode)
     if (mode == MODE_SSE &&
         !(query_get(hr, "alt", v, sizeof(v), &toolong) && strcmp(v, "sse") == 0))
         mode = MODE_ARRAY;
+    if (!want_urls(hr, &urls))
+        return;
+    /* The same key with the same request (model, mode, response_format, body) answers from
+     * the first call's task. */
+    snprintf(route, sizeof(route), "gemini.%d.%d", (int)mode, (int)urls);
+    if (ig_idem_begin_sync(hr, &key, route, mode == MODE_JSON ? retry_generate : retry_stream,
+                           mode == MODE_JSON ? attach_generate : attach_stream,
+                           &idem) == IG_IDEM_DONE)
+        return;
     g = ig_xcalloc(1, sizeof(*g));
     g->hr = hr;
     g->app = hr->app;
@@ -784,17 +876,9 @@ static void generate(struct ig_hreq *hr, const char *param, enum mode mode)
     g->holds = 1;
     g->mode = mode;
     g->m = m;
+    g->urls = urls;
+    g->idem = idem;
     ig_task_init(&g->task);
-    if (query_get(hr, "response_format", v, sizeof(v), &toolong)) {
-        if (strcmp(v, "url") == 0) {
-            g->urls = true;
-        } else if (strcmp(v, "b64_json") != 0) {
-            ig_http_error(hr, IG_E_INVALID, "response_format",
-                          "response_format must be url or b64_json");
-            gen_free(g);
-            return;
-        }
-    }
     body = ig_http_body(hr, &len);
     root = cJSON_ParseWithLengthOpts(body, len + 1, NULL, 1);
     if (!cJSON_IsObject(root)) {
@@ -840,4 +924,28 @@ void ig_gemini_generate(struct ig_hreq *hr, const char *param)
 void ig_gemini_stream(struct ig_hreq *hr, const char *param)
 {
     generate(hr, param, MODE_SSE);
+}
+
+/* A parked duplicate runs its route again (the route's parameter is in hr->path). */
+static const char *model_param(struct ig_hreq *hr, char *out, size_t n, const char *verb)
+{
+    const char *p = hr->path + strlen("/v1beta/models/");
+    const char *colon = strstr(p, verb);
+
+    snprintf(out, n, "%.*s", colon ? (int)(colon - p) : (int)strlen(p), p);
+    return out;
+}
+
+static void retry_generate(struct ig_hreq *hr)
+{
+    char m[256];
+
+    generate(hr, model_param(hr, m, sizeof(m), ":generateContent"), MODE_JSON);
+}
+
+static void retry_stream(struct ig_hreq *hr)
+{
+    char m[256];
+
+    generate(hr, model_param(hr, m, sizeof(m), ":streamGenerateContent"), MODE_SSE);
 }
