@@ -18,6 +18,7 @@ static void usage(FILE *f)
                "                             [--expires-at UNIX] [--models ID,ID...]\n"
                "       imagegate keys revoke ID [--data DIR]\n"
                "       imagegate keys list   [--data DIR]\n"
+               "       imagegate keys show ID [--data DIR]\n"
                "       imagegate keys credit ID --amount USD [--note TEXT] [--data DIR]\n"
                "       imagegate keys limits ID [--rpm N|default] [--max-tasks N|default] [--data DIR]\n"
                "       imagegate keys check  [--data DIR]\n\n"
@@ -31,6 +32,7 @@ static void usage(FILE *f)
                "list    one line per key: id, name, metered or not, balance, revoked, submits\n"
                "        per minute and unfinished tasks allowed (default = the server's\n"
                "        --rate-rpm / --max-tasks-per-key, 0 = no limit)\n"
+               "show    one key, as list prints it, with its scopes, expiry and models\n"
                "limits  sets a key's own limits (0 = none, default = the server's)\n"
                "credit  adds USD to a key's balance (a negative amount takes away; a metered\n"
                "        key never goes below 0) and prints the new balance\n"
@@ -156,7 +158,7 @@ static int keys_other(const char *cmd, int argc, char **argv, const char *data)
         }
         if (argv[i][0] != '-' &&
             (strcmp(cmd, "credit") == 0 || strcmp(cmd, "limits") == 0 ||
-             strcmp(cmd, "revoke") == 0) &&
+             strcmp(cmd, "revoke") == 0 || strcmp(cmd, "show") == 0) &&
             !id_arg) {
             id_arg = argv[i];
             continue;
@@ -197,8 +199,8 @@ static int keys_other(const char *cmd, int argc, char **argv, const char *data)
         fprintf(stderr, "imagegate keys credit: needs a key id (see keys list) and --amount\n");
         return 2;
     }
-    if (strcmp(cmd, "revoke") == 0 && !id_arg) {
-        fprintf(stderr, "imagegate keys revoke: needs a key id (see keys list)\n");
+    if ((strcmp(cmd, "revoke") == 0 || strcmp(cmd, "show") == 0) && !id_arg) {
+        fprintf(stderr, "imagegate keys %s: needs a key id (see keys list)\n", cmd);
         return 2;
     }
     if (strcmp(cmd, "limits") == 0 && (!id_arg || (rpm == -2 && max_tasks == -2))) {
@@ -218,6 +220,28 @@ static int keys_other(const char *cmd, int argc, char **argv, const char *data)
             printf("ok: %d key(s), every balance equals the sum of its ledger entries\n", c.keys);
         if (!err && c.bad > 0)
             rc = 1;
+    } else if (strcmp(cmd, "show") == 0) {
+        char *end;
+        long long id = strtoll(id_arg, &end, 10);
+        struct ig_key k;
+
+        err = *end || id <= 0 ? IG_E_NOT_FOUND : ig_store_key_get(s, id, &k);
+        if (err == IG_E_NOT_FOUND) {
+            fprintf(stderr, "imagegate keys show: no key has the id '%s'\n", id_arg);
+            ig_store_close(s);
+            return 1;
+        }
+        if (!err) {
+            list_one(&k, NULL);
+            printf("scopes: %s%s%s\n", k.scopes & IG_SCOPE_GENERATE ? "generate" : "",
+                   (k.scopes & IG_SCOPE_GENERATE) && (k.scopes & IG_SCOPE_ADMIN) ? "," : "",
+                   k.scopes & IG_SCOPE_ADMIN ? "admin" : "");
+            if (k.expires_ms > 0)
+                printf("expires: %lld\n", (long long)(k.expires_ms / 1000));
+            else
+                printf("expires: never\n");
+            printf("models: %s\n", k.models[0] ? k.models : "all");
+        }
     } else if (strcmp(cmd, "revoke") == 0) {
         char *end;
         long long id = strtoll(id_arg, &end, 10);
@@ -332,7 +356,7 @@ int ig_cmd_keys(int argc, char **argv)
     }
     if (strcmp(argv[1], "list") == 0 || strcmp(argv[1], "check") == 0 ||
         strcmp(argv[1], "credit") == 0 || strcmp(argv[1], "limits") == 0 ||
-        strcmp(argv[1], "revoke") == 0)
+        strcmp(argv[1], "revoke") == 0 || strcmp(argv[1], "show") == 0)
         return keys_other(argv[1], argc, argv, data);
     if (strcmp(argv[1], "create") != 0) {
         fprintf(stderr, "imagegate keys: unknown subcommand '%s'\n", argv[1]);

@@ -11,7 +11,8 @@ static void usage(FILE *f)
                "usage: imagegate <command> [options]\n\n"
                "commands:\n"
                "  serve     run the gateway (HTTP API, task engine, stored images)\n"
-               "  keys      API keys, balances and limits: create, list, credit, limits, check\n"
+               "  keys      API keys, balances and limits: create, list, show, credit, limits,\n"
+               "            revoke, check\n"
                "  channels  list the upstream channels, or test one with a real request\n"
                "  usage     what keys used and were charged, by day and model or by channel\n\n"
                "Run 'imagegate <command> --help' for a command's options.\n",

@@ -21,7 +21,7 @@ test('imagegate --help prints the usage on stdout and exits 0', () => {
     assert.equal(r.code, 0, flag);
     assert.match(r.stdout, /usage: imagegate <command> \[options\]/, flag);
     assert.match(r.stdout, /^\s+serve\s+run the gateway/m, flag);
-    assert.match(r.stdout, /^\s+keys\s+API keys, balances and limits: create, list, credit, limits, check$/m, flag);
+    assert.match(r.stdout, /^\s+keys\s+API keys, balances and limits: create, list, show, credit, limits,\n\s+revoke, check$/m, flag);
     assert.equal(r.stderr, '', flag);
   }
 });

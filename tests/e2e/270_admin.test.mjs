@@ -137,6 +137,11 @@ test('CLI: scopes, expiry, models, revoke', async () => {
   const ids = (await admin(srv, 'GET', '/admin/v1/keys')).json.data.find((x) => x.name === 'cli-models').models;
   assert.deepEqual(ids, ['gemini-2.5-flash-image', 'gemini-3-pro-image-preview']);
   const victim = (await admin(srv, 'GET', '/admin/v1/keys')).json.data.find((x) => x.name === 'cli-models');
+  r = runCli(['keys', 'show', String(victim.id), '--data', srv.dataDir]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, `${victim.id}\tcli-models\tunmetered\t0.000000\tactive\trpm=default\tmax-tasks=default\n`
+    + 'scopes: generate\nexpires: never\nmodels: gemini-2.5-flash-image,gemini-3-pro-image-preview\n');
+  assert.equal(runCli(['keys', 'show', '99999', '--data', srv.dataDir]).code, 1);
   r = runCli(['keys', 'revoke', String(victim.id), '--data', srv.dataDir]);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, new RegExp(`^key ${victim.id} revoked`));
