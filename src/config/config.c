@@ -51,6 +51,8 @@ static const struct opt opts[] = {
         "unfinished (queued or running) tasks per key (0 = no limit); a key may have its own"),
     INT("idempotency-ttl", idempotency_ttl_s, 60, 30 * 86400, "86400",
         "seconds an Idempotency-Key's first response is replayed"),
+    INT("idempotency-wait-ms", idempotency_wait_ms, 0, 600000, "5000",
+        "how long a duplicate waits for its first request's admission before a 409"),
     INT("task-timeout", task_timeout_s, 1, 86400, "600", "seconds from submit until a task fails as timed out (80002)"),
     INT("lease", lease_s, 5, 86400, "60", "seconds a running task's lease lasts between renewals"),
     INT("max-attempts", max_attempts, 1, 100, "3", "times a task may be started before it fails (poison tasks)"),

@@ -25,7 +25,7 @@ struct ig_config {
     int conn_timeout_s;
     int max_inflight;
     int rate_rpm, rate_burst, max_tasks_per_key;
-    int idempotency_ttl_s;
+    int idempotency_ttl_s, idempotency_wait_ms;
     int task_timeout_s;
     int lease_s;
     int max_attempts;

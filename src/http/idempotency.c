@@ -3,6 +3,7 @@
 #include "base/mailbox.h"
 #include "http/idempotency.h"
 
+#include <event2/event.h>
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -11,11 +12,13 @@
 
 #define IDEM_KEY_MAX 255
 
-/* A duplicate waiting for the first use of its key to end. */
+/* A duplicate waiting for the first use of its key to end (at most --idempotency-wait-ms). */
 struct parked {
     struct parked *next;
     struct ig_hreq *hr;
     void (*retry)(struct ig_hreq *hr);
+    struct ig_idem_registry *reg;
+    struct event *timer; /* on hr's loop */
 };
 
 /* A key being admitted now, in this process. */
@@ -52,7 +55,7 @@ void ig_idem_registry_free(struct ig_idem_registry *r)
         struct inflight *f = r->list;
 
         r->list = f->next;
-        while (f->parked) {
+        while (f->parked) { /* (their loops, and timers, are gone with the server) */
             struct parked *p = f->parked;
 
             f->parked = p->next;
@@ -88,6 +91,35 @@ static void request_hash(const char *route, const char *body, size_t len,
         !EVP_DigestFinal_ex(c, out, &n))
         IG_BUG("idempotency: SHA-256 failed");
     EVP_MD_CTX_free(c);
+}
+
+/* The first use is taking too long to be admitted: 409, as Stripe answers at once. Runs on
+ * the duplicate's own loop; if the first ended meanwhile, its retry is already on the way to
+ * this loop and answers instead. */
+static void on_wait_over(evutil_socket_t fd, short what, void *arg)
+{
+    struct parked *p = arg;
+    struct ig_idem_registry *reg = p->reg;
+    bool found = false;
+
+    pthread_mutex_lock(&reg->mu);
+    for (struct inflight *f = reg->list; f && !found; f = f->next) {
+        for (struct parked **pp = &f->parked; *pp; pp = &(*pp)->next) {
+            if (*pp == p) {
+                *pp = p->next;
+                found = true;
+                break;
+            }
+        }
+    }
+    pthread_mutex_unlock(&reg->mu);
+    if (!found)
+        return;
+    ig_http_error_status(p->hr, 409, IG_E_CONFLICT, "Idempotency-Key",
+                         "a request with this Idempotency-Key is still being admitted; retry "
+                         "in a moment");
+    event_free(p->timer);
+    free(p);
 }
 
 enum ig_idem_step ig_idem_begin(struct ig_hreq *hr, const struct ig_key *k, const char *route,
@@ -146,14 +178,21 @@ enum ig_idem_step ig_idem_begin_sync(struct ig_hreq *hr, const struct ig_key *k,
     for (f = reg->list; f; f = f->next)
         if (f->key_id == k->id && strcmp(f->idem_key, key) == 0)
             break;
-    if (f) { /* the first is being admitted: wait for it */
+    if (f) { /* the first is being admitted: wait for it, a while */
         struct parked *p = ig_xcalloc(1, sizeof(*p));
+        int ms = hr->app->cfg.idempotency_wait_ms;
+        struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
 
         p->hr = hr;
         p->retry = retry;
+        p->reg = reg;
+        p->timer = evtimer_new(ig_mailbox_base(hr->mb), on_wait_over, p);
+        if (!p->timer)
+            IG_BUG("idempotency: evtimer_new failed");
         p->next = f->parked;
         f->parked = p;
         pthread_mutex_unlock(&reg->mu);
+        evtimer_add(p->timer, &tv); /* (on this loop: cannot fire before we return) */
         return IG_IDEM_DONE;
     }
     f = ig_xcalloc(1, sizeof(*f));
@@ -189,6 +228,7 @@ static void run_retry(void *arg)
 {
     struct parked *p = arg;
 
+    event_free(p->timer);
     p->retry(p->hr);
     free(p);
 }

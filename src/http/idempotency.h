@@ -2,8 +2,8 @@
  * IETF httpapi draft's): the same key and the same request within --idempotency-ttl (24 h)
  * replay the first response byte for byte and create nothing; the same key with another
  * request is 422. A duplicate that arrives while the first is still being admitted waits for
- * it (parked on the request's own loop, no thread held) and then replays its response, or,
- * if the first was refused, is admitted in its turn.
+ * it (parked on the request's own loop, no thread held, at most --idempotency-wait-ms, then
+ * 409) and then replays its response, or, if the first was refused, is admitted in its turn.
  *
  * Only an admitted request is recorded: its response is rendered before the insert and
  * written in the insert's own transaction (struct ig_task.idem), so a task never exists

@@ -3,7 +3,7 @@
 // keys are per API key; a refused first use records nothing; the record expires.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import path from 'node:path';
 import { startServer, cleanup, submit, poll, runCli, pmap, curl, sleep } from './lib/harness.mjs';
 
@@ -96,4 +96,31 @@ test('a record is replayed for --idempotency-ttl, then the key is new again', as
   assert.notEqual(b.json.id, a.json.id);
   await sleep(1500); // a sweep has run: the old record is deleted
   assert.equal(count(s2, "SELECT count(*) FROM idempotency WHERE idem_key = 'ttl-1'"), 1);
+});
+
+test('a duplicate waits --idempotency-wait-ms for the first one\'s admission, then gets 409; once admitted, replays', async () => {
+  const s = await startServer({ args: ['--idempotency-wait-ms', '300'] });
+  const body = { model: MODEL, prompt: 'admitted slowly' };
+  // Another process holds the store's write lock: the first submit's admission waits on it.
+  const db = path.join(s.dataDir, 'imagegate.db');
+  const locker = spawn('sqlite3', [db], { stdio: ['pipe', 'ignore', 'inherit'] });
+  locker.stdin.write('BEGIN IMMEDIATE;\n');
+  await sleep(300);
+  const first = submit(s, body, idem('slow-1'));
+  await sleep(200);
+  const t0 = Date.now();
+  const dup = await submit(s, body, idem('slow-1'));
+  const waited = Date.now() - t0;
+  assert.equal(dup.status, 409, dup.body);
+  assert.equal(dup.json.error.code, 20003);
+  assert.match(dup.json.error.message, /^a request with this Idempotency-Key is still being admitted/);
+  assert.ok(waited >= 250, `answered after ${waited} ms, not after the wait`);
+  locker.stdin.write('COMMIT;\n');
+  locker.stdin.end();
+  const a = await first;
+  assert.equal(a.status, 200, a.body);
+  const again = await submit(s, body, idem('slow-1'));
+  assert.equal(again.body, a.body);
+  assert.equal(again.headers['idempotent-replayed'], 'true');
+  assert.equal(count(s, 'SELECT count(*) FROM tasks'), 1);
 });
