@@ -1449,8 +1449,12 @@ static void bind_limit(sqlite3_stmt *st, int i, int v)
         sqlite3_bind_int(st, i, v);
 }
 
-static enum ig_err sq_usage(struct ig_store *s, int64_t key_id, int64_t from_ms, int64_t to_ms,
-                            bool by_channel, ig_store_usage_fn *fn, void *arg)
+/* Every row of a read statement, in one read scope: its int64 parameters bound in order, then
+ * row(st, arg) for each row. */
+typedef void row_fn(sqlite3_stmt *st, void *arg);
+
+static enum ig_err each_row(struct ig_store *s, enum st which, const int64_t *params, int n,
+                            row_fn *row, void *arg)
 {
     sqlite3_stmt *st;
     enum ig_err err;
@@ -1460,32 +1464,51 @@ static enum ig_err sq_usage(struct ig_store *s, int64_t key_id, int64_t from_ms,
     err = op_begin(s, false, &own);
     if (err)
         return err;
-    err = prep(s, by_channel ? ST_USAGE_BY_CHANNEL : ST_USAGE_BY_MODEL, &st);
+    err = prep(s, which, &st);
     if (err)
         goto out;
-    sqlite3_bind_int64(st, 1, key_id);
-    sqlite3_bind_int64(st, 2, from_ms);
-    sqlite3_bind_int64(st, 3, to_ms);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        struct ig_usage_row r;
-
-        memset(&r, 0, sizeof(r));
-        col_fixed(st, 0, r.day, sizeof(r.day));
-        col_fixed(st, 1, r.name, sizeof(r.name));
-        r.tasks = sqlite3_column_int64(st, 2);
-        r.succeeded = sqlite3_column_int64(st, 3);
-        r.images = sqlite3_column_int64(st, 4);
-        r.image_tokens = sqlite3_column_int64(st, 5);
-        r.text_tokens = sqlite3_column_int64(st, 6);
-        r.charged = sqlite3_column_int64(st, 7);
-        r.cost = sqlite3_column_int64(st, 8);
-        fn(&r, arg);
-    }
+    for (int i = 0; i < n; i++)
+        sqlite3_bind_int64(st, i + 1, params[i]);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        row(st, arg);
     if (rc != SQLITE_DONE)
         err = dberr(s, rc);
     sqlite3_reset(st);
 out:
     return op_end(s, false, own, err);
+}
+
+struct usage_each {
+    ig_store_usage_fn *fn;
+    void *arg;
+};
+
+static void usage_row(sqlite3_stmt *st, void *arg)
+{
+    struct usage_each *u = arg;
+    struct ig_usage_row r;
+
+    memset(&r, 0, sizeof(r));
+    col_fixed(st, 0, r.day, sizeof(r.day));
+    col_fixed(st, 1, r.name, sizeof(r.name));
+    r.tasks = sqlite3_column_int64(st, 2);
+    r.succeeded = sqlite3_column_int64(st, 3);
+    r.images = sqlite3_column_int64(st, 4);
+    r.image_tokens = sqlite3_column_int64(st, 5);
+    r.text_tokens = sqlite3_column_int64(st, 6);
+    r.charged = sqlite3_column_int64(st, 7);
+    r.cost = sqlite3_column_int64(st, 8);
+    u->fn(&r, u->arg);
+}
+
+static enum ig_err sq_usage(struct ig_store *s, int64_t key_id, int64_t from_ms, int64_t to_ms,
+                            bool by_channel, ig_store_usage_fn *fn, void *arg)
+{
+    const int64_t params[3] = {key_id, from_ms, to_ms};
+    struct usage_each u = {fn, arg};
+
+    return each_row(s, by_channel ? ST_USAGE_BY_CHANNEL : ST_USAGE_BY_MODEL, params, 3, usage_row,
+                    &u);
 }
 
 static enum ig_err sq_key_revoke(struct ig_store *s, int64_t key_id)
@@ -1616,53 +1639,45 @@ out:
     return op_end(s, true, own, err);
 }
 
+struct key_each {
+    ig_store_key_fn *fn;
+    void *arg;
+};
+
+static void key_list_row(sqlite3_stmt *st, void *arg)
+{
+    struct key_each *e = arg;
+    struct ig_key k;
+
+    key_row(st, &k);
+    e->fn(&k, e->arg);
+}
+
 static enum ig_err sq_key_list(struct ig_store *s, ig_store_key_fn *fn, void *arg)
 {
-    sqlite3_stmt *st;
-    enum ig_err err;
-    bool own;
-    int rc;
+    struct key_each e = {fn, arg};
 
-    err = op_begin(s, false, &own);
-    if (err)
-        return err;
-    err = prep(s, ST_KEY_LIST, &st);
-    if (err)
-        goto out;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        struct ig_key k;
+    return each_row(s, ST_KEY_LIST, NULL, 0, key_list_row, &e);
+}
 
-        key_row(st, &k);
-        fn(&k, arg);
-    }
-    if (rc != SQLITE_DONE)
-        err = dberr(s, rc);
-    sqlite3_reset(st);
-out:
-    return op_end(s, false, own, err);
+struct balance_each {
+    ig_store_balance_fn *fn;
+    void *arg;
+};
+
+static void balance_row(sqlite3_stmt *st, void *arg)
+{
+    struct balance_each *b = arg;
+
+    b->fn(sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1), sqlite3_column_int64(st, 2),
+          b->arg);
 }
 
 static enum ig_err sq_ledger_check(struct ig_store *s, ig_store_balance_fn *fn, void *arg)
 {
-    sqlite3_stmt *st;
-    enum ig_err err;
-    bool own;
-    int rc;
+    struct balance_each b = {fn, arg};
 
-    err = op_begin(s, false, &own);
-    if (err)
-        return err;
-    err = prep(s, ST_LEDGER_CHECK, &st);
-    if (err)
-        goto out;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-        fn(sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1), sqlite3_column_int64(st, 2),
-           arg);
-    if (rc != SQLITE_DONE)
-        err = dberr(s, rc);
-    sqlite3_reset(st);
-out:
-    return op_end(s, false, own, err);
+    return each_row(s, ST_LEDGER_CHECK, NULL, 0, balance_row, &b);
 }
 
 static enum ig_err sq_key_by_hash(struct ig_store *s, const unsigned char hash[IG_SHA256_LEN],
