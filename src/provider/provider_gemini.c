@@ -29,7 +29,6 @@
 #include "provider/provider.h"
 #include "provider/upstream.h"
 
-#define USER_AGENT           "imagegate/0.1"
 #define DEFAULT_MAX_RESPONSE (64LL << 20)
 
 struct gemini {
@@ -334,27 +333,9 @@ static CURL *make_easy(struct gjob *gj, struct gxfer *x)
         if (rc == CURLE_OK)                                                                        \
             rc = curl_easy_setopt(e, opt, val);                                                    \
     } while (0)
-    SET(CURLOPT_URL, gj->url);
-    SET(CURLOPT_PROTOCOLS_STR, "http,https");
-    SET(CURLOPT_NOSIGNAL, 1L);
-    /* No CURLOPT_PROXY: operators may need a proxy to reach Google; the environment decides.
-     * TLS verification stays at libcurl's default (on). */
+    rc = ig_upstream_easy_setup(e, c, gj->url, x->headers, &x->rx, x->errbuf);
     SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)gj->body_len);
     SET(CURLOPT_POSTFIELDS, gj->body);
-    SET(CURLOPT_HTTPHEADER, x->headers);
-    SET(CURLOPT_CONNECTTIMEOUT_MS, (long)c->connect_timeout_ms);
-    SET(CURLOPT_TIMEOUT_MS, (long)c->timeout_ms);
-    SET(CURLOPT_ACCEPT_ENCODING, ""); /* a trusted upstream: the cap counts decoded bytes */
-    SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-    /* Thousands of calls wait 5-120 s each: a 4 KiB receive buffer instead of libcurl's 16 KiB
-     * keeps the memory of a waiting call small (a 4K image still arrives at full speed). */
-    SET(CURLOPT_BUFFERSIZE, 4096L);
-    SET(CURLOPT_WRITEFUNCTION, ig_upstream_write_cb);
-    SET(CURLOPT_WRITEDATA, &x->rx);
-    SET(CURLOPT_HEADERFUNCTION, ig_upstream_header_cb);
-    SET(CURLOPT_HEADERDATA, &x->rx);
-    SET(CURLOPT_USERAGENT, USER_AGENT);
-    SET(CURLOPT_ERRORBUFFER, x->errbuf);
 #undef SET
     if (rc != CURLE_OK) {
         ig_warn("%s: channel %s: setting up the transfer failed: %s", gj->g->v.name, c->name,

@@ -38,7 +38,6 @@
 #include "provider/provider.h"
 #include "provider/upstream.h"
 
-#define USER_AGENT           "imagegate/0.1"
 #define DEFAULT_MAX_RESPONSE (64LL << 20)
 
 struct openai {
@@ -548,9 +547,7 @@ static CURL *make_easy(struct ojob *oj, const char *model)
         if (rc == CURLE_OK)                                                                        \
             rc = curl_easy_setopt(e, opt, val);                                                    \
     } while (0)
-    SET(CURLOPT_URL, oj->url);
-    SET(CURLOPT_PROTOCOLS_STR, "http,https");
-    SET(CURLOPT_NOSIGNAL, 1L);
+    rc = ig_upstream_easy_setup(e, c, oj->url, oj->headers, &oj->rx, oj->errbuf);
     if (oj->body) {
         SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)oj->body_len);
         SET(CURLOPT_POSTFIELDS, oj->body);
@@ -560,18 +557,6 @@ static CURL *make_easy(struct ojob *oj, const char *model)
             rc = CURLE_OUT_OF_MEMORY;
         SET(CURLOPT_MIMEPOST, oj->mime);
     }
-    SET(CURLOPT_HTTPHEADER, oj->headers);
-    SET(CURLOPT_CONNECTTIMEOUT_MS, (long)c->connect_timeout_ms);
-    SET(CURLOPT_TIMEOUT_MS, (long)c->timeout_ms);
-    SET(CURLOPT_ACCEPT_ENCODING, "");
-    SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-    SET(CURLOPT_BUFFERSIZE, 4096L);
-    SET(CURLOPT_WRITEFUNCTION, ig_upstream_write_cb);
-    SET(CURLOPT_WRITEDATA, &oj->rx);
-    SET(CURLOPT_HEADERFUNCTION, ig_upstream_header_cb);
-    SET(CURLOPT_HEADERDATA, &oj->rx);
-    SET(CURLOPT_USERAGENT, USER_AGENT);
-    SET(CURLOPT_ERRORBUFFER, oj->errbuf);
 #undef SET
     if (rc != CURLE_OK) {
         ig_warn("openai: channel %s: setting up the transfer failed: %s", c->name,

@@ -28,6 +28,15 @@ struct ig_upstream_rx {
     int64_t retry_after_ms_ms;  /* from a retry-after-ms header (OpenAI), -1 when none */
 };
 
+/* The options every upstream call shares: the URL (http/https only), the headers, the
+ * channel's connect and total timeouts, decoded bodies, HTTP/2 where offered, a 4 KiB receive
+ * buffer, the answer into rx and curl's error text into errbuf (CURL_ERROR_SIZE bytes).
+ * TLS verification stays at libcurl's default (on); no CURLOPT_PROXY: the environment decides.
+ * The body is the caller's to set. */
+CURLcode ig_upstream_easy_setup(CURL *e, const struct ig_channel *c, const char *url,
+                                struct curl_slist *headers, struct ig_upstream_rx *rx,
+                                char *errbuf);
+
 /* Empty, with a body cap of max bytes. Release with ig_buf_release(&rx->body). */
 void ig_upstream_rx_init(struct ig_upstream_rx *rx, size_t max);
 
