@@ -572,15 +572,10 @@ static bool parse_blob_ref(const char *ref, char *id, char *ext, size_t extlen)
 
     if (strncmp(ref, "blob:", 5) != 0 || !(dot = strchr(p, '.')) || dot - p != IG_SHA256_HEX_LEN)
         return false;
-    for (const char *q = p; q < dot; q++)
-        if (!((*q >= '0' && *q <= '9') || (*q >= 'a' && *q <= 'f')))
-            return false;
-    if (strlen(dot + 1) == 0 || strlen(dot + 1) >= extlen || strspn(dot + 1, "abcdefghijklmnopqrstuvwxyz") != strlen(dot + 1))
-        return false;
     memcpy(id, p, IG_SHA256_HEX_LEN);
     id[IG_SHA256_HEX_LEN] = '\0';
     snprintf(ext, extlen, "%s", dot + 1);
-    return true;
+    return ig_blob_id_ok(id) && ig_blob_ext_ok(dot + 1) && strlen(dot + 1) < extlen;
 }
 
 static void blob_ref_work(void *arg)

@@ -6,6 +6,31 @@
 
 #include "media/blob.h"
 
+bool ig_blob_ext_ok(const char *ext)
+{
+    size_t n = 0;
+
+    if (!ext)
+        return false;
+    for (; ext[n]; n++)
+        if (n >= 7 || !((ext[n] >= 'a' && ext[n] <= 'z') || (ext[n] >= '0' && ext[n] <= '9')))
+            return false;
+    return n >= 1;
+}
+
+bool ig_blob_id_ok(const char *id)
+{
+    size_t n = 0;
+
+    if (!id)
+        return false;
+    for (; id[n]; n++)
+        if (n >= IG_SHA256_HEX_LEN ||
+            !((id[n] >= '0' && id[n] <= '9') || (id[n] >= 'a' && id[n] <= 'f')))
+            return false;
+    return n == IG_SHA256_HEX_LEN;
+}
+
 enum ig_err ig_blob_open_fs(struct ig_blob **out, const char *root, struct ig_errbuf *eb)
 {
     struct ig_blob *b = ig_xcalloc(1, sizeof(*b));

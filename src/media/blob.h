@@ -75,6 +75,9 @@ struct ig_blob_s3_opts {
 };
 
 enum ig_err ig_blob_open_fs(struct ig_blob **out, const char *root, struct ig_errbuf *eb);
+/* A blob's name parts: 64 lower-case hex digits; 1-7 of [a-z0-9]. */
+bool ig_blob_id_ok(const char *id);
+bool ig_blob_ext_ok(const char *ext);
 /* Connect to the bucket; with opts->probe, proves that put, get and del work (credentials,
  * permissions, signing) and fails with what the server said otherwise. */
 enum ig_err ig_blob_open_s3(struct ig_blob **out, const struct ig_blob_s3_opts *opts,

@@ -31,30 +31,6 @@ static const char *errstr(int e, char *buf, size_t n)
     return strerror_r(e, buf, n); /* the GNU variant (_GNU_SOURCE) */
 }
 
-static bool ext_ok(const char *ext)
-{
-    size_t n = 0;
-
-    if (!ext)
-        return false;
-    for (; ext[n]; n++)
-        if (n >= 7 || !((ext[n] >= 'a' && ext[n] <= 'z') || (ext[n] >= '0' && ext[n] <= '9')))
-            return false;
-    return n >= 1;
-}
-
-static bool id_ok(const char *id)
-{
-    size_t n = 0;
-
-    if (!id)
-        return false;
-    for (; id[n]; n++)
-        if (n >= IG_SHA256_HEX_LEN ||
-            !((id[n] >= '0' && id[n] <= '9') || (id[n] >= 'a' && id[n] <= 'f')))
-            return false;
-    return n == IG_SHA256_HEX_LEN;
-}
 
 /* <root>/ab/cd/<id>.<ext>; dir1 and dir2 (may be NULL) get <root>/ab and <root>/ab/cd. */
 static void blob_path(const struct fs *fs, const char *id, const char *ext, char *path, char *dir1,
@@ -233,7 +209,7 @@ static enum ig_err fs_put(struct ig_blob *b, const void *data, size_t len, const
     struct stat st;
     enum ig_err err;
 
-    if (!ext_ok(ext) || (!data && len))
+    if (!ig_blob_ext_ok(ext) || (!data && len))
         return IG_E_INVALID;
     ig_sha256_hex(data ? data : "", len, hex);
     blob_path(fs, hex, ext, path, dir1, dir2);
@@ -255,7 +231,7 @@ static enum ig_err fs_open_fd(struct ig_blob *b, const char *id, const char *ext
     struct stat st;
     int fd;
 
-    if (!id_ok(id) || !ext_ok(ext))
+    if (!ig_blob_id_ok(id) || !ig_blob_ext_ok(ext))
         return IG_E_INVALID;
     blob_path(fs, id, ext, path, NULL, NULL);
     fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -317,7 +293,7 @@ static enum ig_err fs_del(struct ig_blob *b, const char *id, const char *ext)
     struct fs *fs = b->ctx;
     char path[PATH_MAX], e[128];
 
-    if (!id_ok(id) || !ext_ok(ext))
+    if (!ig_blob_id_ok(id) || !ig_blob_ext_ok(ext))
         return IG_E_INVALID;
     blob_path(fs, id, ext, path, NULL, NULL);
     if (unlink(path) != 0 && errno != ENOENT && errno != ENOTDIR) {

@@ -74,30 +74,6 @@ struct s3 {
 
 /* ---- names ------------------------------------------------------------------------------- */
 
-static bool ext_ok(const char *ext)
-{
-    size_t n = 0;
-
-    if (!ext)
-        return false;
-    for (; ext[n]; n++)
-        if (n >= 7 || !((ext[n] >= 'a' && ext[n] <= 'z') || (ext[n] >= '0' && ext[n] <= '9')))
-            return false;
-    return n >= 1;
-}
-
-static bool id_ok(const char *id)
-{
-    size_t n = 0;
-
-    if (!id)
-        return false;
-    for (; id[n]; n++)
-        if (n >= IG_SHA256_HEX_LEN ||
-            !((id[n] >= '0' && id[n] <= '9') || (id[n] >= 'a' && id[n] <= 'f')))
-            return false;
-    return n == IG_SHA256_HEX_LEN;
-}
 
 static const char *mime_of(const char *ext)
 {
@@ -468,7 +444,7 @@ static enum ig_err s3_put(struct ig_blob *b, const void *data, size_t len, const
     struct req r = {.method = "PUT", .path = path, .content_sha256 = hex, .x = &x};
     enum ig_err err;
 
-    if (!ext_ok(ext) || (!data && len))
+    if (!ig_blob_ext_ok(ext) || (!data && len))
         return IG_E_INVALID;
     ig_sha256_hex(data ? data : "", len, hex);
     object_path(s, hex, ext, path, sizeof(path));
@@ -490,7 +466,7 @@ static enum ig_err s3_stat(struct ig_blob *b, const char *id, const char *ext, i
     struct req r = {.method = "HEAD", .path = path, .x = &x};
     enum ig_err err;
 
-    if (!id_ok(id) || !ext_ok(ext))
+    if (!ig_blob_id_ok(id) || !ig_blob_ext_ok(ext))
         return IG_E_INVALID;
     object_path(s, id, ext, path, sizeof(path));
     err = perform(s, &r);
@@ -514,7 +490,7 @@ static enum ig_err s3_open_fd(struct ig_blob *b, const char *id, const char *ext
     enum ig_err err;
     int fd;
 
-    if (!id_ok(id) || !ext_ok(ext))
+    if (!ig_blob_id_ok(id) || !ig_blob_ext_ok(ext))
         return IG_E_INVALID;
     object_path(s, id, ext, path, sizeof(path));
     fd = memfd_create("imagegate-blob", MFD_CLOEXEC);
@@ -554,7 +530,7 @@ static enum ig_err s3_get(struct ig_blob *b, const char *id, const char *ext, si
     enum ig_err err;
     size_t n = 0;
 
-    if (!id_ok(id) || !ext_ok(ext))
+    if (!ig_blob_id_ok(id) || !ig_blob_ext_ok(ext))
         return IG_E_INVALID;
     x.max = max < (uint64_t)s->max_bytes ? (int64_t)max : s->max_bytes;
     ig_buf_init(&buf, (size_t)x.max);
@@ -583,7 +559,7 @@ static enum ig_err s3_del(struct ig_blob *b, const char *id, const char *ext)
     struct req r = {.method = "DELETE", .path = path, .x = &x};
     enum ig_err err;
 
-    if (!id_ok(id) || !ext_ok(ext))
+    if (!ig_blob_id_ok(id) || !ig_blob_ext_ok(ext))
         return IG_E_INVALID;
     object_path(s, id, ext, path, sizeof(path));
     err = perform(s, &r);
@@ -650,7 +626,7 @@ static bool s3_presign(struct ig_blob *b, const char *id, const char *ext, char 
     char path[1024];
     struct timespec ts;
 
-    if (s->presign_ttl_s <= 0 || !id_ok(id) || !ext_ok(ext))
+    if (s->presign_ttl_s <= 0 || !ig_blob_id_ok(id) || !ig_blob_ext_ok(ext))
         return false;
     object_path(s, id, ext, path, sizeof(path));
     /* The real clock, not ig_now_ms(): the server checks the signature's time against its own. */
@@ -711,7 +687,7 @@ static void s3_open_fd_async(struct ig_blob *b, const char *id, const char *ext,
     struct aread *a;
     bool inline_run;
 
-    if (!id_ok(id) || !ext_ok(ext)) {
+    if (!ig_blob_id_ok(id) || !ig_blob_ext_ok(ext)) {
         done(arg, IG_E_INVALID, -1, 0);
         return;
     }
